@@ -1,0 +1,155 @@
+//! `wasock`: run a WebAssembly component with full WASI and wasock's sockets, networking denied
+//! unless a flag allows it. A thin shell over the `wasock` library.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Trap};
+use wasmtime_wasi::{FsPerms, WasiCtx};
+use wasock::{StoreState, WasockCtx};
+
+/// Exit code when the guest traps (as a process killed by SIGABRT reports it).
+const TRAP_EXIT: u8 = 134;
+/// Exit code when wasock itself cannot run the component.
+const HOST_EXIT: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "wasock", version, about = "Run WebAssembly components with policy-checked wasi:sockets")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a wasi:cli/command component.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Allow every socket operation (default: all denied).
+    #[arg(long)]
+    allow_all_network: bool,
+    /// Allow name lookups (default: denied; IP literals always resolve).
+    #[arg(long)]
+    allow_lookup: bool,
+    /// Preopen a host directory: HOST_DIR or HOST_DIR::GUEST_DIR.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    dirs: Vec<String>,
+    /// Set a guest environment variable: KEY=VALUE, or KEY to pass the host's value.
+    #[arg(long = "env", value_name = "KEY[=VALUE]")]
+    envs: Vec<String>,
+    /// Pass the host's whole environment to the guest.
+    #[arg(long)]
+    inherit_env: bool,
+    /// The component to run.
+    component: PathBuf,
+    /// Arguments for the guest (after `--`).
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let Cli { command: Command::Run(args) } = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(run(args))
+}
+
+/// Prints one line for the operator, never a backtrace.
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("wasock: error: {msg}");
+    ExitCode::from(HOST_EXIT)
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let path = args.component.display().to_string();
+    let bytes = match std::fs::read(&args.component) {
+        Ok(b) => b,
+        Err(e) => return fail(&format!("cannot read `{path}`: {e}")),
+    };
+    if is_core_module(&bytes) {
+        return fail(&format!(
+            "`{path}` is a core WebAssembly module, not a component: build it for wasm32-wasip2 \
+             (or wrap it with `wasm-tools component new`)"
+        ));
+    }
+    let engine = match Engine::new(&wasock::engine_config()) {
+        Ok(e) => e,
+        Err(e) => return fail(&format!("cannot create the engine: {e}")),
+    };
+    let component = match Component::new(&engine, &bytes) {
+        Ok(c) => c,
+        Err(e) => return fail(&format!("`{path}` is not a valid component: {}", root(&e))),
+    };
+    let mut linker = Linker::<StoreState>::new(&engine);
+    if let Err(e) = wasock::add_wasi_to_linker(&mut linker) {
+        return fail(&format!("cannot set up WASI: {e}"));
+    }
+    if let Err(e) = linker.instantiate_pre(&component) {
+        return fail(&format!("cannot run `{path}`: {}", root(&e)));
+    }
+    let wasi = match wasi_ctx(&args, &path) {
+        Ok(w) => w,
+        Err(msg) => return fail(&msg),
+    };
+    let mut sockets = WasockCtx::builder();
+    if args.allow_all_network {
+        sockets = sockets.allow_all_network();
+    }
+    if args.allow_lookup {
+        sockets = sockets.allow_lookup();
+    }
+    let state = StoreState::new(wasi, sockets.build());
+    match wasock::run_command(&engine, &linker, &component, state).await {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            let what = match e.downcast_ref::<Trap>() {
+                Some(trap) => trap.to_string(),
+                None => root(&e),
+            };
+            eprintln!("wasock: error: `{path}` trapped: {what}");
+            ExitCode::from(TRAP_EXIT)
+        }
+    }
+}
+
+/// A binary core module: `\0asm` then version 1 (a component has layer 1 in bytes 6..8).
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.get(..8) == Some(b"\0asm\x01\0\0\0")
+}
+
+/// The innermost cause of an error: the line that says what went wrong.
+fn root(e: &wasmtime::Error) -> String {
+    e.chain().last().map(|c| c.to_string()).unwrap_or_default()
+}
+
+/// WASI context: inherited stdio, the component's name and the given args, env and preopens.
+fn wasi_ctx(args: &RunArgs, path: &str) -> Result<WasiCtx, String> {
+    let mut b = WasiCtx::builder();
+    b.inherit_stdio();
+    b.arg(path);
+    b.args(&args.args);
+    if args.inherit_env {
+        b.inherit_env();
+    }
+    for kv in &args.envs {
+        match kv.split_once('=') {
+            Some((k, v)) => b.env(k, v),
+            None => match std::env::var(kv) {
+                Ok(v) => b.env(kv, v),
+                Err(_) => return Err(format!("--env {kv}: not set in the host environment")),
+            },
+        };
+    }
+    for dir in &args.dirs {
+        let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
+        b.preopened_dir(host, guest, FsPerms::ReadWrite)
+            .map_err(|e| format!("--dir {dir}: cannot open `{host}`: {e}"))?;
+    }
+    Ok(b.build())
+}

@@ -1,0 +1,185 @@
+//! The one place that converts WIT addresses and checks them against the spec's argument rules.
+//!
+//! Argument checks run before the policy: an address the WIT calls invalid is `invalid-argument`
+//! whatever the policy says.
+
+use crate::bindings::network::{
+    ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
+};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+/// The address family of a socket, as `ip-address-family` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `ipv4`
+    Ipv4,
+    /// `ipv6` (always v6-only)
+    Ipv6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(addr: &SocketAddr) -> Family {
+        match addr {
+            SocketAddr::V4(_) => Family::Ipv4,
+            SocketAddr::V6(_) => Family::Ipv6,
+        }
+    }
+}
+
+impl From<IpAddressFamily> for Family {
+    fn from(f: IpAddressFamily) -> Self {
+        match f {
+            IpAddressFamily::Ipv4 => Family::Ipv4,
+            IpAddressFamily::Ipv6 => Family::Ipv6,
+        }
+    }
+}
+
+impl From<Family> for IpAddressFamily {
+    fn from(f: Family) -> Self {
+        match f {
+            Family::Ipv4 => IpAddressFamily::Ipv4,
+            Family::Ipv6 => IpAddressFamily::Ipv6,
+        }
+    }
+}
+
+/// Converts a WIT socket address to a std one (lossless).
+pub(crate) fn to_std(addr: IpSocketAddress) -> SocketAddr {
+    match addr {
+        IpSocketAddress::Ipv4(a) => {
+            let (x, y, z, w) = a.address;
+            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(x, y, z, w), a.port))
+        }
+        IpSocketAddress::Ipv6(a) => {
+            let (s0, s1, s2, s3, s4, s5, s6, s7) = a.address;
+            SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::new(s0, s1, s2, s3, s4, s5, s6, s7),
+                a.port,
+                a.flow_info,
+                a.scope_id,
+            ))
+        }
+    }
+}
+
+/// Converts a std socket address to the WIT one (lossless).
+pub(crate) fn from_std(addr: SocketAddr) -> IpSocketAddress {
+    match addr {
+        SocketAddr::V4(a) => IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port: a.port(),
+            address: ip4_tuple(*a.ip()),
+        }),
+        SocketAddr::V6(a) => IpSocketAddress::Ipv6(Ipv6SocketAddress {
+            port: a.port(),
+            flow_info: a.flowinfo(),
+            scope_id: a.scope_id(),
+            address: ip6_tuple(*a.ip()),
+        }),
+    }
+}
+
+/// Converts a std IP address to the WIT one.
+pub(crate) fn ip_from_std(ip: IpAddr) -> IpAddress {
+    match ip {
+        IpAddr::V4(a) => IpAddress::Ipv4(ip4_tuple(a)),
+        IpAddr::V6(a) => IpAddress::Ipv6(ip6_tuple(a)),
+    }
+}
+
+fn ip4_tuple(a: Ipv4Addr) -> (u8, u8, u8, u8) {
+    let [x, y, z, w] = a.octets();
+    (x, y, z, w)
+}
+
+fn ip6_tuple(a: Ipv6Addr) -> (u16, u16, u16, u16, u16, u16, u16, u16) {
+    let [s0, s1, s2, s3, s4, s5, s6, s7] = a.segments();
+    (s0, s1, s2, s3, s4, s5, s6, s7)
+}
+
+/// Unmaps `::ffff:a.b.c.d` to `a.b.c.d`; lookups never return IPv4-mapped addresses.
+pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        v4 => v4,
+    }
+}
+
+fn is_ipv4_mapped(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some())
+}
+
+fn is_unicast(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !v4.is_multicast() && !v4.is_broadcast(),
+        IpAddr::V6(v6) => !v6.is_multicast(),
+    }
+}
+
+/// `start-bind` argument rules: right family, unicast, not IPv4-mapped.
+pub(crate) fn check_local(family: Family, addr: IpSocketAddress) -> Result<SocketAddr, ErrorCode> {
+    let addr = to_std(addr);
+    if Family::of(&addr) != family || !is_unicast(&addr.ip()) || is_ipv4_mapped(&addr.ip()) {
+        return Err(ErrorCode::InvalidArgument);
+    }
+    Ok(addr)
+}
+
+/// `start-connect`, UDP `stream` and `send` rules: as [`check_local`], plus not unspecified and not port 0.
+pub(crate) fn check_remote(family: Family, addr: IpSocketAddress) -> Result<SocketAddr, ErrorCode> {
+    let addr = check_local(family, addr)?;
+    if addr.ip().is_unspecified() || addr.port() == 0 {
+        return Err(ErrorCode::InvalidArgument);
+    }
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(s: &str) -> IpSocketAddress {
+        from_std(s.parse().unwrap())
+    }
+
+    #[test]
+    fn round_trip_is_lossless() {
+        for s in ["127.0.0.1:80", "[::1]:443", "[fe80::1%3]:9"] {
+            let a: SocketAddr = s.parse().unwrap();
+            assert_eq!(to_std(from_std(a)), a);
+        }
+    }
+
+    #[test]
+    fn local_rules() {
+        assert!(check_local(Family::Ipv4, v4("0.0.0.0:0")).is_ok());
+        assert!(check_local(Family::Ipv4, v4("127.0.0.1:0")).is_ok());
+        for bad in ["224.0.0.1:0", "255.255.255.255:0"] {
+            assert_eq!(check_local(Family::Ipv4, v4(bad)), Err(ErrorCode::InvalidArgument));
+        }
+        assert_eq!(check_local(Family::Ipv6, v4("127.0.0.1:0")), Err(ErrorCode::InvalidArgument));
+        for bad in ["[::ffff:127.0.0.1]:0", "[ff02::1]:0"] {
+            assert_eq!(check_local(Family::Ipv6, v4(bad)), Err(ErrorCode::InvalidArgument));
+        }
+        assert!(check_local(Family::Ipv6, v4("[::]:0")).is_ok());
+    }
+
+    #[test]
+    fn remote_rules() {
+        assert!(check_remote(Family::Ipv4, v4("127.0.0.1:1")).is_ok());
+        for bad in ["0.0.0.0:80", "127.0.0.1:0"] {
+            assert_eq!(check_remote(Family::Ipv4, v4(bad)), Err(ErrorCode::InvalidArgument));
+        }
+        assert_eq!(check_remote(Family::Ipv6, v4("[::]:80")), Err(ErrorCode::InvalidArgument));
+    }
+
+    #[test]
+    fn lookups_unmap() {
+        let m: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(canonical_ip(m), "10.0.0.1".parse::<IpAddr>().unwrap());
+    }
+}

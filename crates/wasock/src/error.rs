@@ -1,0 +1,146 @@
+//! The one place where failures become the spec's `error-code`s (or traps).
+//!
+//! [`from_errno`] is the OS → WIT table; read it side by side with the "Typical errors" lists of
+//! `wit/sockets.wit`.
+
+use crate::bindings::network::ErrorCode;
+use std::fmt;
+use std::io;
+
+/// The result of a socket operation as the guest sees it.
+pub type SocketResult<T> = Result<T, SocketError>;
+
+/// A failed socket call: either a spec error code returned to the guest, or a trap.
+pub enum SocketError {
+    /// Returned to the guest as `error(code)`.
+    Code(ErrorCode),
+    /// Ends the guest instance (a misuse the WIT says must trap, or a host bookkeeping fault).
+    Trap(wasmtime::Error),
+}
+
+impl SocketError {
+    /// A trap with a message naming the broken rule.
+    pub fn trap(msg: impl Into<String>) -> Self {
+        SocketError::Trap(wasmtime::Error::msg(msg.into()))
+    }
+}
+
+impl fmt::Debug for SocketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SocketError::Code(c) => write!(f, "error-code {c:?}"),
+            SocketError::Trap(e) => write!(f, "trap: {e:#}"),
+        }
+    }
+}
+
+impl From<ErrorCode> for SocketError {
+    fn from(code: ErrorCode) -> Self {
+        SocketError::Code(code)
+    }
+}
+
+impl From<io::Error> for SocketError {
+    fn from(err: io::Error) -> Self {
+        SocketError::Code(from_io(&err))
+    }
+}
+
+impl From<wasmtime::component::ResourceTableError> for SocketError {
+    fn from(err: wasmtime::component::ResourceTableError) -> Self {
+        SocketError::Trap(err.into())
+    }
+}
+
+impl From<wasmtime::Error> for SocketError {
+    fn from(err: wasmtime::Error) -> Self {
+        SocketError::Trap(err)
+    }
+}
+
+/// Maps an OS error to the spec's error code.
+pub(crate) fn from_io(err: &io::Error) -> ErrorCode {
+    match err.raw_os_error() {
+        Some(errno) => from_errno(errno),
+        None => match err.kind() {
+            io::ErrorKind::WouldBlock => ErrorCode::WouldBlock,
+            io::ErrorKind::TimedOut => ErrorCode::Timeout,
+            io::ErrorKind::InvalidInput => ErrorCode::InvalidArgument,
+            io::ErrorKind::PermissionDenied => ErrorCode::AccessDenied,
+            io::ErrorKind::OutOfMemory => ErrorCode::OutOfMemory,
+            io::ErrorKind::Unsupported => ErrorCode::NotSupported,
+            io::ErrorKind::ConnectionRefused => ErrorCode::ConnectionRefused,
+            io::ErrorKind::ConnectionReset => ErrorCode::ConnectionReset,
+            io::ErrorKind::ConnectionAborted => ErrorCode::ConnectionAborted,
+            io::ErrorKind::AddrInUse => ErrorCode::AddressInUse,
+            io::ErrorKind::AddrNotAvailable => ErrorCode::AddressNotBindable,
+            _ => ErrorCode::Unknown,
+        },
+    }
+}
+
+/// The errno → `error-code` table (Linux errno names as the WIT lists them).
+pub(crate) fn from_errno(errno: i32) -> ErrorCode {
+    match errno {
+        libc::EACCES | libc::EPERM => ErrorCode::AccessDenied,
+        libc::EOPNOTSUPP | libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT | libc::ENOPROTOOPT => {
+            ErrorCode::NotSupported
+        }
+        libc::EINVAL | libc::EFAULT | libc::EDESTADDRREQ => ErrorCode::InvalidArgument,
+        libc::ENOMEM | libc::ENOBUFS => ErrorCode::OutOfMemory,
+        libc::ETIMEDOUT => ErrorCode::Timeout,
+        libc::EALREADY => ErrorCode::ConcurrencyConflict,
+        libc::EWOULDBLOCK | libc::EINPROGRESS | libc::EINTR => ErrorCode::WouldBlock,
+        libc::EISCONN | libc::ENOTCONN => ErrorCode::InvalidState,
+        libc::EMFILE | libc::ENFILE => ErrorCode::NewSocketLimit,
+        libc::EADDRNOTAVAIL => ErrorCode::AddressNotBindable,
+        libc::EADDRINUSE => ErrorCode::AddressInUse,
+        libc::EHOSTUNREACH | libc::EHOSTDOWN | libc::ENETUNREACH | libc::ENETDOWN | libc::ENONET => {
+            ErrorCode::RemoteUnreachable
+        }
+        libc::ECONNREFUSED => ErrorCode::ConnectionRefused,
+        libc::ECONNRESET | libc::EPIPE => ErrorCode::ConnectionReset,
+        libc::ECONNABORTED => ErrorCode::ConnectionAborted,
+        libc::EMSGSIZE => ErrorCode::DatagramTooLarge,
+        _ => ErrorCode::Unknown,
+    }
+}
+
+/// Maps a `getaddrinfo` failure (`EAI_*`) to the spec's resolver error codes.
+pub(crate) fn from_lookup(kind: dns_lookup::LookupErrorKind) -> ErrorCode {
+    use dns_lookup::LookupErrorKind as K;
+    match kind {
+        K::NoName | K::NoData | K::Family => ErrorCode::NameUnresolvable,
+        K::Again => ErrorCode::TemporaryResolverFailure,
+        K::Memory => ErrorCode::OutOfMemory,
+        _ => ErrorCode::PermanentResolverFailure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_table_matches_wit() {
+        let cases = [
+            (libc::EADDRINUSE, ErrorCode::AddressInUse),
+            (libc::EADDRNOTAVAIL, ErrorCode::AddressNotBindable),
+            (libc::ECONNREFUSED, ErrorCode::ConnectionRefused),
+            (libc::ECONNRESET, ErrorCode::ConnectionReset),
+            (libc::ECONNABORTED, ErrorCode::ConnectionAborted),
+            (libc::ETIMEDOUT, ErrorCode::Timeout),
+            (libc::EHOSTUNREACH, ErrorCode::RemoteUnreachable),
+            (libc::ENETUNREACH, ErrorCode::RemoteUnreachable),
+            (libc::EMFILE, ErrorCode::NewSocketLimit),
+            (libc::ENFILE, ErrorCode::NewSocketLimit),
+            (libc::EMSGSIZE, ErrorCode::DatagramTooLarge),
+            (libc::EAGAIN, ErrorCode::WouldBlock),
+            (libc::EAFNOSUPPORT, ErrorCode::NotSupported),
+        ];
+        for (errno, code) in cases {
+            assert_eq!(from_errno(errno), code, "errno {errno}");
+            assert_eq!(from_io(&io::Error::from_raw_os_error(errno)), code);
+        }
+    }
+}

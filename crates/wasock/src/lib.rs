@@ -1,0 +1,60 @@
+//! wasock: a `wasi:sockets@0.2` host for Wasmtime — exact to the WIT, deny-by-default, with one
+//! policy decision point and one accounting point for every guest network operation.
+//!
+//! Layout:
+//! - [`wit`](crate) glue, one file per WIT interface (`src/wit/tcp.rs`, …), converting types and
+//!   delegating to
+//! - the state machines: `tcp`, `udp`, `lookup`, written once over
+//! - the backend seam `backend` (OS sockets today);
+//! - `addr` (address rules), `error` (OS → `error-code` table), [`policy`] (decision point),
+//!   [`limits`] (accounting point), and [`WasockCtx`] that ties them together per instance.
+//!
+//! # Embedding
+//!
+//! ```no_run
+//! use wasmtime::component::{Component, Linker};
+//! use wasmtime::Engine;
+//! use wasock::{StoreState, WasockCtx};
+//!
+//! #[tokio::main]
+//! async fn main() -> anyhow::Result<()> {
+//!     let engine = Engine::new(&wasock::engine_config())?;
+//!     let mut linker = Linker::<StoreState>::new(&engine);
+//!     // All of WASI 0.2: wasmtime-wasi for everything but sockets, wasock for sockets.
+//!     wasock::add_wasi_to_linker(&mut linker)?;
+//!
+//!     let component = Component::from_file(&engine, "app.wasm")?;
+//!     let wasi = wasmtime_wasi::WasiCtx::builder().inherit_stdio().build();
+//!     let sockets = WasockCtx::builder().allow_all_network().allow_lookup().build();
+//!     let code = wasock::run_command(&engine, &linker, &component, StoreState::new(wasi, sockets)).await?;
+//!     std::process::exit(code);
+//! }
+//! ```
+
+#![warn(missing_docs, unreachable_pub)]
+
+mod addr;
+mod backend;
+#[allow(missing_docs)]
+pub mod bindings;
+mod command;
+mod ctx;
+mod error;
+pub mod limits;
+mod link;
+mod lookup;
+mod network;
+pub mod policy;
+mod tcp;
+mod udp;
+mod wit;
+
+pub use addr::Family;
+pub use command::{StoreState, engine_config, run_command};
+pub use ctx::{WasockCtx, WasockCtxBuilder, WasockCtxView, WasockSockets, WasockView};
+pub use error::{SocketError, SocketResult};
+pub use link::{add_to_linker, add_wasi_to_linker};
+pub use lookup::ResolveAddressStream;
+pub use network::{Network, NetworkId};
+pub use tcp::TcpSocket;
+pub use udp::{IncomingDatagramStream, OutgoingDatagramStream, UdpSocket};

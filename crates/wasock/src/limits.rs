@@ -1,0 +1,127 @@
+//! The accounting point: per-instance limits and counters. Every socket holds a [`SocketSlot`]
+//! from creation to drop; every byte and datagram moved is counted here.
+
+use crate::bindings::network::ErrorCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+/// Per-instance limits. `None` means unlimited.
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    /// Open sockets (TCP and UDP, counted from creation); more is `new-socket-limit`.
+    pub max_sockets: Option<usize>,
+}
+
+/// A snapshot of an instance's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Sockets open now.
+    pub sockets_open: usize,
+    /// Most sockets open at once.
+    pub sockets_peak: usize,
+    /// Sockets created in all.
+    pub sockets_created: u64,
+    /// TCP bytes read by the guest.
+    pub bytes_in: u64,
+    /// TCP bytes written by the guest.
+    pub bytes_out: u64,
+    /// UDP datagrams delivered to the guest.
+    pub datagrams_in: u64,
+    /// UDP datagrams sent by the guest.
+    pub datagrams_out: u64,
+    /// Operations the policy refused.
+    pub denials: u64,
+}
+
+/// Live counters shared by an instance's sockets.
+#[derive(Debug, Default)]
+pub(crate) struct Accounting {
+    limits: Limits,
+    open: AtomicUsize,
+    peak: AtomicUsize,
+    created: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    datagrams_in: AtomicU64,
+    datagrams_out: AtomicU64,
+    denials: AtomicU64,
+}
+
+impl Accounting {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Accounting { limits, ..Default::default() }
+    }
+
+    /// Takes a socket slot, or `new-socket-limit` when the instance is at its limit.
+    pub(crate) fn open_socket(self: &Arc<Self>) -> Result<SocketSlot, ErrorCode> {
+        let max = self.limits.max_sockets.unwrap_or(usize::MAX);
+        let now = self
+            .open
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .map_err(|_| ErrorCode::NewSocketLimit)?
+            + 1;
+        self.peak.fetch_max(now, Relaxed);
+        self.created.fetch_add(1, Relaxed);
+        Ok(SocketSlot(self.clone()))
+    }
+
+    pub(crate) fn bytes_in(&self, n: usize) {
+        self.bytes_in.fetch_add(n as u64, Relaxed);
+    }
+
+    pub(crate) fn bytes_out(&self, n: usize) {
+        self.bytes_out.fetch_add(n as u64, Relaxed);
+    }
+
+    pub(crate) fn datagrams_in(&self, n: usize) {
+        self.datagrams_in.fetch_add(n as u64, Relaxed);
+    }
+
+    pub(crate) fn datagrams_out(&self, n: usize) {
+        self.datagrams_out.fetch_add(n as u64, Relaxed);
+    }
+
+    pub(crate) fn denied(&self) {
+        self.denials.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
+            sockets_open: self.open.load(Relaxed),
+            sockets_peak: self.peak.load(Relaxed),
+            sockets_created: self.created.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+            datagrams_in: self.datagrams_in.load(Relaxed),
+            datagrams_out: self.datagrams_out.load(Relaxed),
+            denials: self.denials.load(Relaxed),
+        }
+    }
+}
+
+/// One counted socket; the count drops with it.
+#[derive(Debug)]
+pub(crate) struct SocketSlot(Arc<Accounting>);
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_limit_is_enforced_and_released() {
+        let acct = Arc::new(Accounting::new(Limits { max_sockets: Some(2) }));
+        let a = acct.open_socket().unwrap();
+        let _b = acct.open_socket().unwrap();
+        assert_eq!(acct.open_socket().unwrap_err(), ErrorCode::NewSocketLimit);
+        drop(a);
+        let _c = acct.open_socket().unwrap();
+        let s = acct.stats();
+        assert_eq!((s.sockets_open, s.sockets_peak, s.sockets_created), (2, 2, 3));
+    }
+}

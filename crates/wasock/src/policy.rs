@@ -1,0 +1,141 @@
+//! The decision point: every guest network operation is described as an [`Action`] and put to
+//! one [`Policy`] before it happens. Pure code, no I/O.
+//!
+//! Deny by default: [`DenyAll`] is what a context starts with. The rule language (CIDRs, ports,
+//! names, mapping) plugs in as another `Policy`.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// Transport protocol of a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// TCP (`wasi:sockets/tcp`).
+    Tcp,
+    /// UDP (`wasi:sockets/udp`).
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// One guest operation, as the policy sees it. `local` is the socket's own address, `remote`
+/// and `peer` the other end's.
+#[allow(missing_docs)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// `create-tcp-socket` / `create-udp-socket`.
+    Create { proto: Protocol },
+    /// `start-bind` on `local` (port 0: ephemeral).
+    Bind { proto: Protocol, local: SocketAddr },
+    /// TCP `start-listen` on the bound address.
+    Listen { local: SocketAddr },
+    /// TCP `accept` of a connection from `peer` on a listener bound to `local`.
+    Accept { local: SocketAddr, peer: SocketAddr },
+    /// TCP `start-connect`, or UDP `stream` with a remote address.
+    Connect { proto: Protocol, remote: SocketAddr },
+    /// One UDP datagram sent to `remote`.
+    Send { remote: SocketAddr },
+    /// One UDP datagram received on `local` from `peer`.
+    Receive { local: SocketAddr, peer: SocketAddr },
+    /// `resolve-addresses` of a host name (already IDNA-encoded and lower-cased).
+    Resolve { name: &'a str },
+}
+
+impl Action<'_> {
+    /// Short operation name, as audit records spell it.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Action::Create { .. } => "create",
+            Action::Bind { .. } => "bind",
+            Action::Listen { .. } => "listen",
+            Action::Accept { .. } => "accept",
+            Action::Connect { .. } => "connect",
+            Action::Send { .. } => "send",
+            Action::Receive { .. } => "receive",
+            Action::Resolve { .. } => "resolve",
+        }
+    }
+}
+
+/// What the policy decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The operation goes ahead.
+    Allow,
+    /// The operation is refused (`access-denied`, a reset, a dropped datagram, or a failed lookup).
+    Deny,
+}
+
+/// Decides guest network operations. Must be cheap and must not block: it runs on every
+/// connect, accept, datagram and lookup.
+pub trait Policy: Send + Sync + 'static {
+    /// Decide one operation.
+    fn decide(&self, action: &Action<'_>) -> Verdict;
+}
+
+/// Refuses everything: the default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DenyAll;
+
+impl Policy for DenyAll {
+    fn decide(&self, _: &Action<'_>) -> Verdict {
+        Verdict::Deny
+    }
+}
+
+/// Allows everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllowAll;
+
+impl Policy for AllowAll {
+    fn decide(&self, _: &Action<'_>) -> Verdict {
+        Verdict::Allow
+    }
+}
+
+/// Two switches, as `--allow-all-network` and `--allow-lookup` set them: sockets on or off, and
+/// name lookup on or off, independently.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Switches {
+    /// Every socket operation allowed.
+    pub network: bool,
+    /// Every name lookup allowed.
+    pub lookup: bool,
+}
+
+impl Policy for Switches {
+    fn decide(&self, action: &Action<'_>) -> Verdict {
+        let allowed = match action {
+            Action::Resolve { .. } => self.lookup,
+            _ => self.network,
+        };
+        if allowed { Verdict::Allow } else { Verdict::Deny }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switches_are_independent() {
+        let a: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let connect = Action::Connect { proto: Protocol::Tcp, remote: a };
+        let resolve = Action::Resolve { name: "localhost" };
+        let only_lookup = Switches { network: false, lookup: true };
+        assert_eq!(only_lookup.decide(&connect), Verdict::Deny);
+        assert_eq!(only_lookup.decide(&resolve), Verdict::Allow);
+        let only_net = Switches { network: true, lookup: false };
+        assert_eq!(only_net.decide(&connect), Verdict::Allow);
+        assert_eq!(only_net.decide(&resolve), Verdict::Deny);
+        assert_eq!(DenyAll.decide(&connect), Verdict::Deny);
+        assert_eq!(AllowAll.decide(&resolve), Verdict::Allow);
+    }
+}

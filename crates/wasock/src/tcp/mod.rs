@@ -1,0 +1,433 @@
+//! The TCP state machine of `wasi:sockets/tcp`, written once over the backend seam.
+//!
+//! States are named as the WIT names them. A call made in the wrong state returns
+//! `invalid-state` and changes nothing; `finish-*` with nothing under way is `not-in-progress`.
+
+mod streams;
+
+pub(crate) use streams::{TcpReader, TcpWriter};
+
+use crate::addr::{self, Family};
+use crate::backend::{Listener, Options, RawSocket};
+use crate::bindings::network::{ErrorCode, IpSocketAddress};
+use crate::ctx::Gate;
+use crate::error::{SocketResult, from_io};
+use crate::limits::SocketSlot;
+use crate::network::NetworkId;
+use crate::policy::{Action, Protocol};
+use std::net::Shutdown;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+use streams::Conn;
+use wasmtime_wasi_io::poll::Pollable;
+
+/// Default backlog of `start-listen` when the guest set none.
+const DEFAULT_BACKLOG: u32 = 128;
+/// Accept attempts per `accept` call while refused peers are being reset.
+const ACCEPT_ATTEMPTS: usize = 64;
+
+/// The states of a `tcp-socket`, as the WIT names them.
+enum State {
+    Unbound(RawSocket),
+    BindInProgress(RawSocket),
+    Bound(RawSocket),
+    ListenInProgress(Arc<Listener>),
+    Listening(Arc<Listener>),
+    /// The connect failed at once; `finish-connect` reports it.
+    ConnectFailed(ErrorCode),
+    ConnectInProgress(Arc<Conn>),
+    Connected(Arc<Conn>),
+    Closed,
+}
+
+/// What the socket's pollables wait on in the current state.
+#[derive(Clone)]
+enum Wait {
+    Nothing,
+    Connect(Arc<Conn>),
+    Accept(Arc<Listener>),
+}
+
+/// A `tcp-socket` resource.
+pub struct TcpSocket {
+    family: Family,
+    state: State,
+    network: Option<NetworkId>,
+    backlog: u32,
+    gate: Arc<Gate>,
+    wait: Arc<Mutex<Wait>>,
+    _slot: SocketSlot,
+}
+
+/// The connection's two streams, returned by `finish-connect` and `accept`.
+pub(crate) type StreamPair = (TcpReader, TcpWriter);
+
+impl TcpSocket {
+    /// `create-tcp-socket`: counted from creation; the protocol must be granted at all.
+    pub(crate) fn new(gate: &Arc<Gate>, family: Family) -> SocketResult<Self> {
+        gate.check(Action::Create { proto: Protocol::Tcp })?;
+        let slot = gate.acct.open_socket()?;
+        let sock = RawSocket::tcp(family).map_err(|e| create_error(&e))?;
+        Ok(Self::with_state(gate, family, State::Unbound(sock), slot))
+    }
+
+    fn with_state(gate: &Arc<Gate>, family: Family, state: State, slot: SocketSlot) -> Self {
+        TcpSocket {
+            family,
+            state,
+            network: None,
+            backlog: DEFAULT_BACKLOG,
+            gate: gate.clone(),
+            wait: Arc::new(Mutex::new(Wait::Nothing)),
+            _slot: slot,
+        }
+    }
+
+    fn set_wait(&self, wait: Wait) {
+        *self.wait.lock().unwrap_or_else(|p| p.into_inner()) = wait;
+    }
+
+    /// The socket's options, in any state but `closed` (and a failed connect).
+    fn options(&self) -> Result<&dyn Options, ErrorCode> {
+        match &self.state {
+            State::Unbound(s) | State::BindInProgress(s) | State::Bound(s) => Ok(s),
+            State::ListenInProgress(l) | State::Listening(l) => Ok(l.as_ref()),
+            State::ConnectInProgress(c) | State::Connected(c) => Ok(c.io()),
+            State::ConnectFailed(_) | State::Closed => Err(ErrorCode::InvalidState),
+        }
+    }
+
+    /// `start-bind`: valid in `unbound`; argument rules, then policy, then `bind(2)`.
+    pub(crate) fn start_bind(&mut self, net: NetworkId, local: IpSocketAddress) -> SocketResult<()> {
+        let State::Unbound(sock) = &self.state else {
+            return Err(ErrorCode::InvalidState.into());
+        };
+        let local = addr::check_local(self.family, local)?;
+        self.gate.check(Action::Bind { proto: Protocol::Tcp, local })?;
+        sock.bind(local)?;
+        let State::Unbound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
+            unreachable!("state checked above");
+        };
+        self.state = State::BindInProgress(sock);
+        self.network = Some(net);
+        Ok(())
+    }
+
+    /// `finish-bind`: completes a started bind.
+    pub(crate) fn finish_bind(&mut self) -> SocketResult<()> {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::BindInProgress(sock) => {
+                self.state = State::Bound(sock);
+                Ok(())
+            }
+            other => {
+                self.state = other;
+                Err(ErrorCode::NotInProgress.into())
+            }
+        }
+    }
+
+    /// `start-connect`: valid in `unbound` and `bound`; same network as the bind.
+    pub(crate) fn start_connect(&mut self, net: NetworkId, remote: IpSocketAddress) -> SocketResult<()> {
+        match &self.state {
+            State::Unbound(_) | State::Bound(_) => {}
+            _ => return Err(ErrorCode::InvalidState.into()),
+        }
+        let remote = addr::check_remote(self.family, remote)?;
+        if self.network.is_some_and(|n| n != net) {
+            return Err(ErrorCode::InvalidArgument.into());
+        }
+        self.gate.check(Action::Connect { proto: Protocol::Tcp, remote })?;
+        let (State::Unbound(sock) | State::Bound(sock)) = std::mem::replace(&mut self.state, State::Closed)
+        else {
+            unreachable!("state checked above");
+        };
+        self.network = Some(net);
+        match sock.connect(remote) {
+            Ok(stream) => {
+                let conn = Conn::new(stream, &self.gate);
+                self.set_wait(Wait::Connect(conn.clone()));
+                self.state = State::ConnectInProgress(conn);
+            }
+            Err(e) => self.state = State::ConnectFailed(from_io(&e)),
+        }
+        Ok(())
+    }
+
+    /// `finish-connect`: `would-block` while under way; any failure leaves the socket `closed`.
+    pub(crate) fn finish_connect(&mut self) -> SocketResult<StreamPair> {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::ConnectInProgress(conn) => match conn.io().try_connected() {
+                Poll::Pending => {
+                    self.state = State::ConnectInProgress(conn);
+                    Err(ErrorCode::WouldBlock.into())
+                }
+                Poll::Ready(Ok(())) => {
+                    self.set_wait(Wait::Nothing);
+                    let _ = conn.io().set_nodelay(self.gate.tuning.tcp_nodelay);
+                    let pair = Conn::streams(&conn);
+                    self.state = State::Connected(conn);
+                    Ok(pair)
+                }
+                Poll::Ready(Err(e)) => {
+                    self.set_wait(Wait::Nothing);
+                    Err(e.into())
+                }
+            },
+            State::ConnectFailed(code) => Err(code.into()),
+            other => {
+                self.state = other;
+                Err(ErrorCode::NotInProgress.into())
+            }
+        }
+    }
+
+    /// `start-listen`: valid in `bound` only (no implicit bind).
+    pub(crate) fn start_listen(&mut self) -> SocketResult<()> {
+        let State::Bound(sock) = &self.state else {
+            return Err(ErrorCode::InvalidState.into());
+        };
+        let local = sock.local_addr()?;
+        self.gate.check(Action::Listen { local })?;
+        let State::Bound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
+            unreachable!("state checked above");
+        };
+        match sock.listen(self.backlog) {
+            Ok(listener) => {
+                let listener = Arc::new(listener);
+                self.set_wait(Wait::Accept(listener.clone()));
+                self.state = State::ListenInProgress(listener);
+                Ok(())
+            }
+            // listen(2) failed: the socket is spent.
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `finish-listen`: completes a started listen.
+    pub(crate) fn finish_listen(&mut self) -> SocketResult<()> {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::ListenInProgress(l) => {
+                self.state = State::Listening(l);
+                Ok(())
+            }
+            other => {
+                self.state = other;
+                Err(ErrorCode::NotInProgress.into())
+            }
+        }
+    }
+
+    /// `accept`: valid in `listening`; a peer the policy refuses is reset and skipped.
+    pub(crate) fn accept(&mut self) -> SocketResult<(TcpSocket, StreamPair)> {
+        let State::Listening(listener) = &self.state else {
+            return Err(ErrorCode::InvalidState.into());
+        };
+        let local = listener.local_addr()?;
+        for _ in 0..ACCEPT_ATTEMPTS {
+            let Some((stream, peer)) = listener.try_accept()? else {
+                break;
+            };
+            if self.gate.check(Action::Accept { local, peer }).is_err() {
+                stream.reset();
+                continue;
+            }
+            let slot = self.gate.acct.open_socket()?;
+            let _ = stream.set_nodelay(self.gate.tuning.tcp_nodelay);
+            let conn = Conn::new(stream, &self.gate);
+            let pair = Conn::streams(&conn);
+            let mut sock = Self::with_state(&self.gate, self.family, State::Connected(conn), slot);
+            sock.network = self.network;
+            return Ok((sock, pair));
+        }
+        Err(ErrorCode::WouldBlock.into())
+    }
+
+    /// `local-address`: bound or later; `invalid-state` before.
+    pub(crate) fn local_address(&self) -> SocketResult<IpSocketAddress> {
+        match &self.state {
+            State::Unbound(_) | State::ConnectFailed(_) | State::Closed => {
+                Err(ErrorCode::InvalidState.into())
+            }
+            _ => Ok(addr::from_std(self.options()?.local_addr()?)),
+        }
+    }
+
+    /// `remote-address`: `connected` only.
+    pub(crate) fn remote_address(&self) -> SocketResult<IpSocketAddress> {
+        match &self.state {
+            State::Connected(c) => Ok(addr::from_std(c.io().peer_addr()?)),
+            _ => Err(ErrorCode::InvalidState.into()),
+        }
+    }
+
+    /// `is-listening`.
+    pub(crate) fn is_listening(&self) -> bool {
+        matches!(self.state, State::Listening(_))
+    }
+
+    /// `address-family`.
+    pub(crate) fn family(&self) -> Family {
+        self.family
+    }
+
+    /// `set-listen-backlog-size`: 0 is `invalid-argument`; not while connecting or connected.
+    pub(crate) fn set_listen_backlog_size(&mut self, value: u64) -> SocketResult<()> {
+        if value == 0 {
+            return Err(ErrorCode::InvalidArgument.into());
+        }
+        let value = u32::try_from(value).unwrap_or(u32::MAX);
+        match &self.state {
+            State::Unbound(_) | State::BindInProgress(_) | State::Bound(_) => {
+                self.backlog = value;
+                Ok(())
+            }
+            State::ListenInProgress(l) | State::Listening(l) => {
+                l.set_backlog(value)?;
+                self.backlog = value;
+                Ok(())
+            }
+            _ => Err(ErrorCode::InvalidState.into()),
+        }
+    }
+
+    /// `keep-alive-enabled`.
+    pub(crate) fn keep_alive_enabled(&self) -> SocketResult<bool> {
+        Ok(self.options()?.keepalive()?)
+    }
+
+    /// `set-keep-alive-enabled`.
+    pub(crate) fn set_keep_alive_enabled(&self, on: bool) -> SocketResult<()> {
+        Ok(self.options()?.set_keepalive(on)?)
+    }
+
+    /// `keep-alive-idle-time` (nanoseconds).
+    pub(crate) fn keep_alive_idle_time(&self) -> SocketResult<u64> {
+        Ok(nanos(self.options()?.keepalive_idle()?))
+    }
+
+    /// `set-keep-alive-idle-time`: 0 is `invalid-argument`; clamped to what the OS accepts.
+    pub(crate) fn set_keep_alive_idle_time(&self, ns: u64) -> SocketResult<()> {
+        let opts = self.options()?;
+        Ok(opts.set_keepalive_idle(keepalive_secs(ns)?)?)
+    }
+
+    /// `keep-alive-interval` (nanoseconds).
+    pub(crate) fn keep_alive_interval(&self) -> SocketResult<u64> {
+        Ok(nanos(self.options()?.keepalive_interval()?))
+    }
+
+    /// `set-keep-alive-interval`: 0 is `invalid-argument`; clamped to what the OS accepts.
+    pub(crate) fn set_keep_alive_interval(&self, ns: u64) -> SocketResult<()> {
+        let opts = self.options()?;
+        Ok(opts.set_keepalive_interval(keepalive_secs(ns)?)?)
+    }
+
+    /// `keep-alive-count`.
+    pub(crate) fn keep_alive_count(&self) -> SocketResult<u32> {
+        Ok(self.options()?.keepalive_count()?)
+    }
+
+    /// `set-keep-alive-count`: 0 is `invalid-argument`; clamped to 1..=127 (Linux's range).
+    pub(crate) fn set_keep_alive_count(&self, n: u32) -> SocketResult<()> {
+        let opts = self.options()?;
+        if n == 0 {
+            return Err(ErrorCode::InvalidArgument.into());
+        }
+        Ok(opts.set_keepalive_count(n.min(127))?)
+    }
+
+    /// `hop-limit`.
+    pub(crate) fn hop_limit(&self) -> SocketResult<u8> {
+        Ok(self.options()?.hop_limit()?)
+    }
+
+    /// `set-hop-limit`: 0 is `invalid-argument`.
+    pub(crate) fn set_hop_limit(&self, v: u8) -> SocketResult<()> {
+        let opts = self.options()?;
+        if v == 0 {
+            return Err(ErrorCode::InvalidArgument.into());
+        }
+        Ok(opts.set_hop_limit(v)?)
+    }
+
+    /// `receive-buffer-size`.
+    pub(crate) fn receive_buffer_size(&self) -> SocketResult<u64> {
+        Ok(self.options()?.recv_buffer()? as u64)
+    }
+
+    /// `set-receive-buffer-size`: 0 is `invalid-argument`; clamped.
+    pub(crate) fn set_receive_buffer_size(&self, n: u64) -> SocketResult<()> {
+        let opts = self.options()?;
+        Ok(opts.set_recv_buffer(buffer_size(n)?)?)
+    }
+
+    /// `send-buffer-size`.
+    pub(crate) fn send_buffer_size(&self) -> SocketResult<u64> {
+        Ok(self.options()?.send_buffer()? as u64)
+    }
+
+    /// `set-send-buffer-size`: 0 is `invalid-argument`; clamped.
+    pub(crate) fn set_send_buffer_size(&self, n: u64) -> SocketResult<()> {
+        let opts = self.options()?;
+        Ok(opts.set_send_buffer(buffer_size(n)?)?)
+    }
+
+    /// `shutdown`: `connected` only; idempotent; closes the matching stream(s).
+    pub(crate) fn shutdown(&self, how: Shutdown) -> SocketResult<()> {
+        let State::Connected(conn) = &self.state else {
+            return Err(ErrorCode::InvalidState.into());
+        };
+        Ok(conn.shutdown(how)?)
+    }
+
+    /// `subscribe`: a pollable for the socket's whole life, not tied to it in the table.
+    pub(crate) fn readiness(&self) -> TcpReadiness {
+        TcpReadiness(self.wait.clone())
+    }
+}
+
+/// Pollable of a `tcp-socket`: ready at once unless a connect is under way or the socket
+/// listens with nothing pending.
+pub(crate) struct TcpReadiness(Arc<Mutex<Wait>>);
+
+#[wasmtime_wasi_io::async_trait]
+impl Pollable for TcpReadiness {
+    async fn ready(&mut self) {
+        let wait = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match wait {
+            Wait::Nothing => {}
+            Wait::Connect(conn) => conn.io().writable().await,
+            Wait::Accept(listener) => listener.ready().await,
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Keep-alive times: nanoseconds to whole seconds, rounded up, within Linux's 1..=32767.
+fn keepalive_secs(ns: u64) -> Result<Duration, ErrorCode> {
+    if ns == 0 {
+        return Err(ErrorCode::InvalidArgument);
+    }
+    Ok(Duration::from_secs(ns.div_ceil(1_000_000_000).clamp(1, 32_767)))
+}
+
+/// Buffer sizes: 0 is `invalid-argument`; the rest clamped to what `setsockopt` takes.
+pub(crate) fn buffer_size(n: u64) -> Result<usize, ErrorCode> {
+    if n == 0 {
+        return Err(ErrorCode::InvalidArgument);
+    }
+    Ok(n.min(i32::MAX as u64 / 2) as usize)
+}
+
+/// `create-*-socket` errors: an unsupported family is `not-supported`, fd exhaustion `new-socket-limit`.
+pub(crate) fn create_error(e: &std::io::Error) -> ErrorCode {
+    match from_io(e) {
+        ErrorCode::InvalidArgument => ErrorCode::NotSupported,
+        code => code,
+    }
+}

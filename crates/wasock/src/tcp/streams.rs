@@ -1,0 +1,215 @@
+//! The `input-stream` and `output-stream` of a connected TCP socket.
+//!
+//! Both streams and the socket share one [`Conn`]; the connection closes when the last of the
+//! three is dropped. Dropping the socket first leaves its streams working; dropping a stream
+//! sends nothing (no implicit shutdown).
+
+use crate::backend::Stream;
+use crate::ctx::Gate;
+use bytes::{Bytes, BytesMut};
+use std::io;
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime_wasi_io::poll::Pollable;
+use wasmtime_wasi_io::streams::{InputStream, OutputStream, StreamError, StreamResult};
+
+/// Largest single read handed to the guest.
+const MAX_READ: usize = 64 * 1024;
+/// How long a dropped output stream keeps flushing what it had accepted.
+const LINGER: Duration = Duration::from_secs(30);
+
+/// A connection shared by a socket and its two streams.
+pub(crate) struct Conn {
+    pub(super) stream: Stream,
+    read_shut: AtomicBool,
+    write_shut: AtomicBool,
+    gate: Arc<Gate>,
+}
+
+impl Conn {
+    pub(super) fn new(stream: Stream, gate: &Arc<Gate>) -> Arc<Self> {
+        Arc::new(Conn {
+            stream,
+            read_shut: AtomicBool::new(false),
+            write_shut: AtomicBool::new(false),
+            gate: gate.clone(),
+        })
+    }
+
+    pub(super) fn io(&self) -> &Stream {
+        &self.stream
+    }
+
+    pub(super) fn streams(this: &Arc<Self>) -> (TcpReader, TcpWriter) {
+        let budget = this.gate.tuning.tcp_write_budget;
+        (
+            TcpReader { conn: this.clone() },
+            TcpWriter { conn: this.clone(), pending: Bytes::new(), permit: 0, budget, failed: None },
+        )
+    }
+
+    /// `shutdown`: idempotent; marks the matching stream(s) closed.
+    pub(super) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.read_shut.store(true, Ordering::Release);
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            self.write_shut.store(true, Ordering::Release);
+        }
+        self.stream.shutdown(how)
+    }
+}
+
+/// The connection's `input-stream`.
+pub(crate) struct TcpReader {
+    conn: Arc<Conn>,
+}
+
+impl InputStream for TcpReader {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        if self.conn.read_shut.load(Ordering::Acquire) {
+            return Err(StreamError::Closed);
+        }
+        if size == 0 {
+            return Ok(Bytes::new());
+        }
+        let mut buf = BytesMut::with_capacity(size.min(MAX_READ));
+        match self.conn.stream.try_read_buf(&mut buf) {
+            Ok(0) => Err(StreamError::Closed),
+            Ok(n) => {
+                self.conn.gate.acct.bytes_in(n);
+                Ok(buf.freeze())
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
+            Err(e) => Err(StreamError::LastOperationFailed(e.into())),
+        }
+    }
+}
+
+#[wasmtime_wasi_io::async_trait]
+impl Pollable for TcpReader {
+    async fn ready(&mut self) {
+        if !self.conn.read_shut.load(Ordering::Acquire) {
+            self.conn.stream.readable().await;
+        }
+    }
+}
+
+/// The connection's `output-stream`: `check-write` grants at most a budget, and what the kernel
+/// does not take at once waits host-side (never more than one grant).
+pub(crate) struct TcpWriter {
+    conn: Arc<Conn>,
+    /// Accepted from the guest, not yet taken by the kernel.
+    pending: Bytes,
+    /// Bytes the last `check-write` granted.
+    permit: usize,
+    budget: usize,
+    failed: Option<io::Error>,
+}
+
+impl TcpWriter {
+    /// Hands pending bytes to the kernel as far as it takes them now.
+    fn push_pending(&mut self) {
+        while !self.pending.is_empty() && self.failed.is_none() {
+            match self.conn.stream.try_write(&self.pending) {
+                Ok(n) => {
+                    let _ = self.pending.split_to(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => self.failed = Some(e),
+            }
+        }
+    }
+
+    fn check_open(&mut self) -> StreamResult<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(StreamError::LastOperationFailed(e.into()));
+        }
+        if self.conn.write_shut.load(Ordering::Acquire) {
+            return Err(StreamError::Closed);
+        }
+        Ok(())
+    }
+}
+
+impl OutputStream for TcpWriter {
+    fn write(&mut self, mut bytes: Bytes) -> StreamResult<()> {
+        self.check_open()?;
+        if bytes.len() > self.permit {
+            return Err(StreamError::trap("write exceeds the permit of check-write"));
+        }
+        self.permit -= bytes.len();
+        self.conn.gate.acct.bytes_out(bytes.len());
+        if self.pending.is_empty() {
+            match self.conn.stream.try_write(&bytes) {
+                Ok(n) => {
+                    let _ = bytes.split_to(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(StreamError::LastOperationFailed(e.into())),
+            }
+            self.pending = bytes;
+        } else {
+            let mut joined = BytesMut::from(&self.pending[..]);
+            joined.extend_from_slice(&bytes);
+            self.pending = joined.freeze();
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        self.check_open()?;
+        self.push_pending();
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        self.push_pending();
+        self.check_open()?;
+        self.permit = if self.pending.is_empty() { self.budget } else { 0 };
+        Ok(self.permit)
+    }
+}
+
+#[wasmtime_wasi_io::async_trait]
+impl Pollable for TcpWriter {
+    async fn ready(&mut self) {
+        loop {
+            self.push_pending();
+            if self.pending.is_empty() || self.failed.is_some() {
+                return;
+            }
+            self.conn.stream.writable().await;
+        }
+    }
+}
+
+impl Drop for TcpWriter {
+    /// Bytes the guest wrote were accepted; deliver them even if the stream is dropped unflushed.
+    fn drop(&mut self) {
+        self.push_pending();
+        if self.pending.is_empty() || self.failed.is_some() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let conn = self.conn.clone();
+        let mut rest = std::mem::take(&mut self.pending);
+        rt.spawn(async move {
+            let _ = tokio::time::timeout(LINGER, async {
+                while !rest.is_empty() {
+                    conn.stream.writable().await;
+                    match conn.stream.try_write(&rest) {
+                        Ok(n) => {
+                            let _ = rest.split_to(n);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) => return,
+                    }
+                }
+            })
+            .await;
+        });
+    }
+}

@@ -1,0 +1,358 @@
+//! The UDP state machine of `wasi:sockets/udp`, written once over the backend seam.
+//!
+//! `stream` may be called again to change the association; only the newest pair of datagram
+//! streams works, older ones report `invalid-state` (wasock never traps for a live old pair).
+//!
+//! The peer association is kept host-side (sends go to it, receives are filtered by it) rather
+//! than with `connect(2)`: Linux's `connect(AF_UNSPEC)` would release a port bound as port 0,
+//! and the WIT keeps a socket bound to its address for life.
+
+use crate::addr::{self, Family};
+use crate::backend::{Datagram, Options, RawSocket};
+use crate::bindings::network::{ErrorCode, IpSocketAddress};
+use crate::bindings::udp::{IncomingDatagram, OutgoingDatagram};
+use crate::ctx::Gate;
+use crate::error::{SocketError, SocketResult, from_io};
+use crate::limits::SocketSlot;
+use crate::network::NetworkId;
+use crate::policy::{Action, Protocol};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use wasmtime_wasi_io::poll::Pollable;
+
+/// Largest UDP payload over IPv6 (65535 − 8-byte header); larger is `datagram-too-large`.
+const MAX_DATAGRAM: usize = 65_527;
+/// Most datagrams one `receive` returns, whatever `max-results` says.
+const MAX_RECEIVE_BATCH: u64 = 1024;
+
+enum State {
+    Unbound(RawSocket),
+    BindInProgress(RawSocket),
+    Bound(Arc<Shared>),
+    /// Only while a transition is under way, or after a failed registration.
+    Closed,
+}
+
+/// What a socket and its datagram streams share.
+struct Shared {
+    sock: Datagram,
+    /// Bumped by every `stream` call; a stream pair works only while it holds the newest value.
+    generation: AtomicU64,
+    gate: Arc<Gate>,
+}
+
+impl Shared {
+    fn is_current(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Acquire) == generation
+    }
+}
+
+/// A `udp-socket` resource.
+pub struct UdpSocket {
+    family: Family,
+    state: State,
+    remote: Option<SocketAddr>,
+    gate: Arc<Gate>,
+    _slot: SocketSlot,
+}
+
+impl UdpSocket {
+    /// `create-udp-socket`: counted from creation; the protocol must be granted at all.
+    pub(crate) fn new(gate: &Arc<Gate>, family: Family) -> SocketResult<Self> {
+        gate.check(Action::Create { proto: Protocol::Udp })?;
+        let slot = gate.acct.open_socket()?;
+        let sock = RawSocket::udp(family).map_err(|e| crate::tcp::create_error(&e))?;
+        Ok(UdpSocket { family, state: State::Unbound(sock), remote: None, gate: gate.clone(), _slot: slot })
+    }
+
+    fn options(&self) -> Result<&dyn Options, ErrorCode> {
+        match &self.state {
+            State::Unbound(s) | State::BindInProgress(s) => Ok(s),
+            State::Bound(b) => Ok(&b.sock),
+            State::Closed => Err(ErrorCode::InvalidState),
+        }
+    }
+
+    /// `start-bind`: valid in `unbound`; argument rules, then policy, then `bind(2)`.
+    /// The network is not recorded: UDP has no call that must match it.
+    pub(crate) fn start_bind(&mut self, _net: NetworkId, local: IpSocketAddress) -> SocketResult<()> {
+        let State::Unbound(sock) = &self.state else {
+            return Err(ErrorCode::InvalidState.into());
+        };
+        let local = addr::check_local(self.family, local)?;
+        self.gate.check(Action::Bind { proto: Protocol::Udp, local })?;
+        sock.bind(local)?;
+        let State::Unbound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
+            unreachable!("state checked above");
+        };
+        self.state = State::BindInProgress(sock);
+        Ok(())
+    }
+
+    /// `finish-bind`: completes a started bind.
+    pub(crate) fn finish_bind(&mut self) -> SocketResult<()> {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::BindInProgress(sock) => {
+                let sock = sock.into_datagram()?;
+                let shared = Shared { sock, generation: AtomicU64::new(0), gate: self.gate.clone() };
+                self.state = State::Bound(Arc::new(shared));
+                Ok(())
+            }
+            other => {
+                self.state = other;
+                Err(ErrorCode::NotInProgress.into())
+            }
+        }
+    }
+
+    /// `stream`: bound only; sets or clears the peer and returns the only working stream pair.
+    pub(crate) fn stream(
+        &mut self,
+        remote: Option<IpSocketAddress>,
+    ) -> SocketResult<(IncomingDatagramStream, OutgoingDatagramStream)> {
+        let State::Bound(shared) = &self.state else {
+            return Err(ErrorCode::InvalidState.into());
+        };
+        let remote = match remote {
+            Some(r) => {
+                let r = addr::check_remote(self.family, r)?;
+                self.gate.check(Action::Connect { proto: Protocol::Udp, remote: r })?;
+                Some(r)
+            }
+            None => None,
+        };
+        self.remote = remote;
+        let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let incoming = IncomingDatagramStream {
+            shared: shared.clone(),
+            generation,
+            remote,
+            buf: Vec::new(),
+        };
+        let outgoing = OutgoingDatagramStream {
+            shared: shared.clone(),
+            family: self.family,
+            generation,
+            remote,
+            permit: 0,
+        };
+        Ok((incoming, outgoing))
+    }
+
+    /// `local-address`: `bound` only.
+    pub(crate) fn local_address(&self) -> SocketResult<IpSocketAddress> {
+        match &self.state {
+            State::Bound(b) => Ok(addr::from_std(b.sock.local_addr()?)),
+            _ => Err(ErrorCode::InvalidState.into()),
+        }
+    }
+
+    /// `remote-address`: only while streaming to a peer.
+    pub(crate) fn remote_address(&self) -> SocketResult<IpSocketAddress> {
+        match (&self.state, self.remote) {
+            (State::Bound(_), Some(r)) => Ok(addr::from_std(r)),
+            _ => Err(ErrorCode::InvalidState.into()),
+        }
+    }
+
+    /// `address-family`.
+    pub(crate) fn family(&self) -> Family {
+        self.family
+    }
+
+    /// `unicast-hop-limit`.
+    pub(crate) fn unicast_hop_limit(&self) -> SocketResult<u8> {
+        Ok(self.options()?.hop_limit()?)
+    }
+
+    /// `set-unicast-hop-limit`: 0 is `invalid-argument`.
+    pub(crate) fn set_unicast_hop_limit(&self, v: u8) -> SocketResult<()> {
+        let opts = self.options()?;
+        if v == 0 {
+            return Err(ErrorCode::InvalidArgument.into());
+        }
+        Ok(opts.set_hop_limit(v)?)
+    }
+
+    /// `receive-buffer-size`.
+    pub(crate) fn receive_buffer_size(&self) -> SocketResult<u64> {
+        Ok(self.options()?.recv_buffer()? as u64)
+    }
+
+    /// `set-receive-buffer-size`: 0 is `invalid-argument`; clamped.
+    pub(crate) fn set_receive_buffer_size(&self, n: u64) -> SocketResult<()> {
+        let opts = self.options()?;
+        Ok(opts.set_recv_buffer(crate::tcp::buffer_size(n)?)?)
+    }
+
+    /// `send-buffer-size`.
+    pub(crate) fn send_buffer_size(&self) -> SocketResult<u64> {
+        Ok(self.options()?.send_buffer()? as u64)
+    }
+
+    /// `set-send-buffer-size`: 0 is `invalid-argument`; clamped.
+    pub(crate) fn set_send_buffer_size(&self, n: u64) -> SocketResult<()> {
+        let opts = self.options()?;
+        Ok(opts.set_send_buffer(crate::tcp::buffer_size(n)?)?)
+    }
+}
+
+/// Pollable of a `udp-socket`: nothing to wait for, ready at once.
+pub(crate) struct UdpReadiness;
+
+#[wasmtime_wasi_io::async_trait]
+impl Pollable for UdpReadiness {
+    async fn ready(&mut self) {}
+}
+
+/// An `incoming-datagram-stream`.
+pub struct IncomingDatagramStream {
+    shared: Arc<Shared>,
+    generation: u64,
+    remote: Option<SocketAddr>,
+    /// Receive scratch space, allocated on first use.
+    buf: Vec<u8>,
+}
+
+impl IncomingDatagramStream {
+    /// `receive`: up to `max` datagrams, never `would-block`; only the peer's when one is set;
+    /// senders the policy refuses are dropped.
+    pub(crate) fn receive(&mut self, max: u64) -> SocketResult<Vec<IncomingDatagram>> {
+        if !self.shared.is_current(self.generation) {
+            return Err(ErrorCode::InvalidState.into());
+        }
+        let want = max.min(MAX_RECEIVE_BATCH) as usize;
+        let mut out = Vec::new();
+        if want == 0 {
+            return Ok(out);
+        }
+        if self.buf.is_empty() {
+            self.buf = vec![0; MAX_DATAGRAM + 8];
+        }
+        let local = self.shared.sock.local_addr()?;
+        // Dropped datagrams count too, so a flood of refused senders cannot hold the call.
+        for _ in 0..want * 4 {
+            if out.len() == want {
+                break;
+            }
+            let (n, from) = match self.shared.sock.try_recv_from(&mut self.buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if out.is_empty() => return Err(from_io(&e).into()),
+                Err(_) => break,
+            };
+            if self.remote.is_some_and(|r| r != from) {
+                continue;
+            }
+            if self.shared.gate.check(Action::Receive { local, peer: from }).is_err() {
+                continue;
+            }
+            out.push(IncomingDatagram {
+                data: self.buf[..n].to_vec(),
+                remote_address: addr::from_std(from),
+            });
+        }
+        self.shared.gate.acct.datagrams_in(out.len());
+        Ok(out)
+    }
+
+    /// `subscribe`: ready when a datagram may be there (at once for a stale stream).
+    pub(crate) fn readiness(&self) -> DatagramReadiness {
+        DatagramReadiness { shared: self.shared.clone(), generation: self.generation, send: false }
+    }
+}
+
+/// An `outgoing-datagram-stream`.
+pub struct OutgoingDatagramStream {
+    shared: Arc<Shared>,
+    family: Family,
+    generation: u64,
+    remote: Option<SocketAddr>,
+    /// Datagrams the last `check-send` permitted and `send` has not used.
+    permit: u64,
+}
+
+impl OutgoingDatagramStream {
+    /// `check-send`: a number of datagrams `send` may take now; 0 when the socket cannot send.
+    pub(crate) fn check_send(&mut self) -> SocketResult<u64> {
+        if !self.shared.is_current(self.generation) {
+            return Err(ErrorCode::InvalidState.into());
+        }
+        self.permit = if self.shared.sock.send_ready() { self.shared.gate.tuning.udp_send_permits } else { 0 };
+        Ok(self.permit)
+    }
+
+    /// `send`: more datagrams than permitted traps; sends in order until the first failure and
+    /// reports how many went, an error only when the first one failed.
+    pub(crate) fn send(&mut self, datagrams: Vec<OutgoingDatagram>) -> SocketResult<u64> {
+        let count = datagrams.len() as u64;
+        if count > self.permit {
+            return Err(SocketError::trap(format!(
+                "send of {count} datagrams exceeds the {} permitted by check-send",
+                self.permit
+            )));
+        }
+        self.permit -= count;
+        if !self.shared.is_current(self.generation) {
+            return Err(ErrorCode::InvalidState.into());
+        }
+        let mut sent = 0u64;
+        for d in datagrams {
+            match self.send_one(d) {
+                Ok(true) => sent += 1,
+                Ok(false) => break,
+                Err(code) if sent == 0 => return Err(code.into()),
+                Err(_) => break,
+            }
+        }
+        self.shared.gate.acct.datagrams_out(sent as usize);
+        Ok(sent)
+    }
+
+    /// One datagram: `Ok(false)` when the socket would block.
+    fn send_one(&self, d: OutgoingDatagram) -> Result<bool, ErrorCode> {
+        let to = match (self.remote, d.remote_address) {
+            (Some(r), None) => r,
+            (Some(r), Some(a)) if addr::to_std(a) == r => r,
+            (Some(_), Some(_)) | (None, None) => return Err(ErrorCode::InvalidArgument),
+            (None, Some(a)) => addr::check_remote(self.family, a)?,
+        };
+        if d.data.len() > MAX_DATAGRAM {
+            return Err(ErrorCode::DatagramTooLarge);
+        }
+        self.shared.gate.check(Action::Send { remote: to })?;
+        match self.shared.sock.try_send_to(&d.data, to) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(from_io(&e)),
+        }
+    }
+
+    /// `subscribe`: ready when `check-send` would permit at least one datagram.
+    pub(crate) fn readiness(&self) -> DatagramReadiness {
+        DatagramReadiness { shared: self.shared.clone(), generation: self.generation, send: true }
+    }
+}
+
+/// Pollable of a datagram stream; a stale stream is ready at once (its calls fail at once).
+pub(crate) struct DatagramReadiness {
+    shared: Arc<Shared>,
+    generation: u64,
+    send: bool,
+}
+
+#[wasmtime_wasi_io::async_trait]
+impl Pollable for DatagramReadiness {
+    async fn ready(&mut self) {
+        if !self.shared.is_current(self.generation) {
+            return;
+        }
+        if self.send {
+            self.shared.sock.writable().await
+        } else {
+            self.shared.sock.readable().await
+        }
+    }
+}

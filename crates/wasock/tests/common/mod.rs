@@ -1,0 +1,226 @@
+//! Shared harness for the guest-based integration tests: runs a guest component
+//! (built by `wasock-guests`) under wasock with captured stdout/stderr.
+//!
+//! One engine, one linker and one compiled `Component` per guest are shared by all
+//! tests of a test binary (compiling is the slow part).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasock::{StoreState, WasockCtx};
+
+/// How long a single guest may run before the test gives up on it.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Capacity of each captured output pipe.
+const PIPE_CAPACITY: usize = 1 << 20;
+
+/// The engine shared by every test in this binary.
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| Engine::new(&wasock::engine_config()).expect("engine"))
+}
+
+/// A linker with all of WASI 0.2 (wasock for sockets).
+pub fn linker() -> Arc<Linker<StoreState>> {
+    static LINKER: OnceLock<Arc<Linker<StoreState>>> = OnceLock::new();
+    LINKER
+        .get_or_init(|| {
+            let mut linker = Linker::new(engine());
+            wasock::add_wasi_to_linker(&mut linker).expect("add_wasi_to_linker");
+            Arc::new(linker)
+        })
+        .clone()
+}
+
+/// The compiled component at `path` (compiled once per test binary).
+pub fn component(path: &str) -> Component {
+    static CACHE: OnceLock<Mutex<HashMap<String, Component>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(c) = cache.lock().unwrap().get(path) {
+        return c.clone();
+    }
+    // Compile outside the lock so two tests can compile different guests at once.
+    let c = Component::from_file(engine(), path)
+        .unwrap_or_else(|e| panic!("cannot compile {path}: {e:?}"));
+    cache
+        .lock()
+        .unwrap()
+        .entry(path.to_string())
+        .or_insert(c)
+        .clone()
+}
+
+/// The name of a guest from its path (`.../raw-tcp.wasm` → `raw-tcp`).
+pub fn guest_name(path: &str) -> &str {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.strip_suffix(".wasm").unwrap_or(file)
+}
+
+/// Sockets context allowing all network operations and lookups.
+pub fn allow_all() -> WasockCtx {
+    WasockCtx::builder()
+        .allow_all_network()
+        .allow_lookup()
+        .build()
+}
+
+/// A guest running in its own store on a tokio task.
+pub struct Running {
+    pub name: String,
+    handle: tokio::task::JoinHandle<wasmtime::Result<i32>>,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+/// Starts the guest at `path` with `args` (argv[0] is the guest's name) and `sockets`.
+pub fn spawn(path: &str, args: &[&str], sockets: WasockCtx) -> Running {
+    let name = guest_name(path).to_string();
+    let component = component(path);
+    let stdout = MemoryOutputPipe::new(PIPE_CAPACITY);
+    let stderr = MemoryOutputPipe::new(PIPE_CAPACITY);
+    let mut argv = vec![name.clone()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let wasi: WasiCtx = WasiCtx::builder()
+        .args(&argv)
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .build();
+    let state = StoreState::new(wasi, sockets);
+    let linker = linker();
+    let handle = tokio::spawn(async move {
+        wasock::run_command(engine(), &linker, &component, state).await
+    });
+    Running {
+        name,
+        handle,
+        stdout,
+        stderr,
+    }
+}
+
+impl Running {
+    /// What the guest has written to stdout so far.
+    pub fn stdout_now(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.contents()).into_owned()
+    }
+
+    /// Waits (bounded) for a stdout line starting with `prefix` and returns the rest of
+    /// that line. Returns `None` on timeout or when the guest ended without printing it.
+    pub async fn wait_for_line(&self, prefix: &str, timeout: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let out = self.stdout_now();
+            if let Some(line) = out.lines().find(|l| l.starts_with(prefix)) {
+                return Some(line[prefix.len()..].to_string());
+            }
+            if self.handle.is_finished() || tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits (bounded by [`RUN_TIMEOUT`]) for the guest to end.
+    pub async fn finish(self) -> Run {
+        let result = match tokio::time::timeout(RUN_TIMEOUT, self.handle).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) => Err(wasmtime::Error::msg(format!(
+                "the task running the guest failed: {join}"
+            ))),
+            Err(_) => Err(wasmtime::Error::msg(format!(
+                "the guest did not finish within {RUN_TIMEOUT:?}"
+            ))),
+        };
+        Run {
+            name: self.name,
+            result,
+            stdout: String::from_utf8_lossy(&self.stdout.contents()).into_owned(),
+            stderr: String::from_utf8_lossy(&self.stderr.contents()).into_owned(),
+        }
+    }
+}
+
+/// Runs the guest at `path` to completion.
+pub async fn run(path: &str, args: &[&str], sockets: WasockCtx) -> Run {
+    spawn(path, args, sockets).finish().await
+}
+
+/// The outcome of one guest run.
+pub struct Run {
+    pub name: String,
+    /// `Ok(exit code)`, or `Err` on a trap (or a harness timeout).
+    pub result: wasmtime::Result<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl fmt::Display for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "guest `{}`", self.name)?;
+        match &self.result {
+            Ok(code) => writeln!(f, "exit code: {code}")?,
+            Err(e) => writeln!(f, "error (trap?): {e:?}")?,
+        }
+        writeln!(f, "--- stdout ---\n{}", self.stdout)?;
+        writeln!(f, "--- stderr ---\n{}", self.stderr)
+    }
+}
+
+impl Run {
+    /// Asserts exit code 0 and the summary line `NAME: N checks passed`; returns N.
+    #[track_caller]
+    pub fn assert_passed(&self) -> u32 {
+        assert!(
+            matches!(self.result, Ok(0)),
+            "{} did not exit with 0\n{self}",
+            self.name
+        );
+        match self.summary_count() {
+            Some(n) => n,
+            None => panic!("no `{}: N checks passed` line\n{self}", self.name),
+        }
+    }
+
+    /// N of the summary line `NAME: N checks passed`, if there is one.
+    pub fn summary_count(&self) -> Option<u32> {
+        let prefix = format!("{}: ", self.name);
+        self.stdout.lines().find_map(|l| {
+            l.strip_prefix(&prefix)?
+                .strip_suffix(" checks passed")?
+                .parse()
+                .ok()
+        })
+    }
+
+    /// Asserts exit code 0 (for guests with their own kind of summary).
+    #[track_caller]
+    pub fn assert_exit_zero(&self) {
+        assert!(
+            matches!(self.result, Ok(0)),
+            "{} did not exit with 0\n{self}",
+            self.name
+        );
+    }
+
+    /// Asserts the run ended in a trap (an error, not an exit code); returns the error
+    /// chain as text.
+    #[track_caller]
+    pub fn assert_trapped(&self) -> String {
+        match &self.result {
+            Err(e) => format!("{e:?}"),
+            Ok(code) => panic!(
+                "{} exited with code {code} instead of trapping\n{self}",
+                self.name
+            ),
+        }
+    }
+}

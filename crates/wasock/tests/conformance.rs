@@ -1,0 +1,58 @@
+//! Conformance guests: raw `wasi:sockets@0.2.12` bindings exercising every function in
+//! every state (see guests/raw/src/bin/*.rs for the individual checks).
+
+mod common;
+
+use common::{allow_all, run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_tcp() {
+    let r = run(wasock_guests::RAW_TCP, &[], allow_all()).await;
+    r.assert_passed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_udp() {
+    let r = run(wasock_guests::RAW_UDP, &[], allow_all()).await;
+    r.assert_passed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_lookup() {
+    let r = run(wasock_guests::RAW_LOOKUP, &[], allow_all()).await;
+    r.assert_passed();
+}
+
+/// "Calling `send` with more datagrams than [check-send] has permitted will trap."
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_send_over_permit_traps() {
+    let r = run(wasock_guests::RAW_UDP_TRAP, &["over-permit"], allow_all()).await;
+    r.assert_trapped();
+    assert!(
+        r.stdout.contains("sending"),
+        "the guest trapped before reaching the send\n{r}"
+    );
+}
+
+/// "Implementations must trap if either `check-send` was not called or ..."
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_send_without_permit_traps() {
+    let r = run(wasock_guests::RAW_UDP_TRAP, &["no-permit"], allow_all()).await;
+    r.assert_trapped();
+    assert!(
+        r.stdout.contains("sending"),
+        "the guest trapped before reaching the send\n{r}"
+    );
+}
+
+/// Deny by default: without `allow_all_network`, binding is refused with
+/// `access-denied`, which the guest reports as a failed check (exit 1, no trap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_is_denied_by_default() {
+    let r = run(wasock_guests::RAW_TCP, &[], wasock::WasockCtx::builder().build()).await;
+    assert!(matches!(r.result, Ok(1)), "expected exit code 1\n{r}");
+    assert!(
+        r.stderr.contains("AccessDenied"),
+        "expected an access-denied failure\n{r}"
+    );
+}
