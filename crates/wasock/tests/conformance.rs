@@ -52,7 +52,7 @@ async fn network_is_denied_by_default() {
     let r = run(wasock_guests::RAW_TCP, &[], wasock::WasockCtx::builder().build()).await;
     assert!(matches!(r.result, Ok(1)), "expected exit code 1\n{r}");
     assert!(
-        r.stderr.contains("AccessDenied"),
+        r.stderr.contains("access-denied"),
         "expected an access-denied failure\n{r}"
     );
 }

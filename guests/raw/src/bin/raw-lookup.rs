@@ -232,5 +232,8 @@ fn network_error_code_on_stream_error(net: &Network) {
             break;
         }
     }
+    // Pollables are child resources of their streams ("Implementations may trap if the
+    // `input-stream` is dropped before all derived pollables ... are dropped").
+    drop((p_in, p_out));
     drop((t.client_in, t.client_out, t.client, t.listener));
 }

@@ -703,7 +703,7 @@ fn connect_accept_and_inherit(net: &Network) {
         read_exact("server big read", &ain, big.len()) == big,
         || "data differs".into(),
     );
-    drop((cin, cout, ain, aout, a, c, cp, lp, l));
+    drop((cp, lp, cin, cout, ain, aout, a, c, l));
 }
 
 /// finish-connect to a closed loopback port is `connection-refused`; "After a failed
