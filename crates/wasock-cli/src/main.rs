@@ -15,7 +15,11 @@ const TRAP_EXIT: u8 = 134;
 const HOST_EXIT: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "wasock", version, about = "Run WebAssembly components with policy-checked wasi:sockets")]
+#[command(
+    name = "wasock",
+    version,
+    about = "Run WebAssembly components with policy-checked wasi:sockets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,8 +56,13 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    let Cli { command: Command::Run(args) } = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let Cli {
+        command: Command::Run(args),
+    } = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };

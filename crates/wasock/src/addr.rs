@@ -159,11 +159,20 @@ mod tests {
         assert!(check_local(Family::Ipv4, v4("0.0.0.0:0")).is_ok());
         assert!(check_local(Family::Ipv4, v4("127.0.0.1:0")).is_ok());
         for bad in ["224.0.0.1:0", "255.255.255.255:0"] {
-            assert_eq!(check_local(Family::Ipv4, v4(bad)), Err(ErrorCode::InvalidArgument));
+            assert_eq!(
+                check_local(Family::Ipv4, v4(bad)),
+                Err(ErrorCode::InvalidArgument)
+            );
         }
-        assert_eq!(check_local(Family::Ipv6, v4("127.0.0.1:0")), Err(ErrorCode::InvalidArgument));
+        assert_eq!(
+            check_local(Family::Ipv6, v4("127.0.0.1:0")),
+            Err(ErrorCode::InvalidArgument)
+        );
         for bad in ["[::ffff:127.0.0.1]:0", "[ff02::1]:0"] {
-            assert_eq!(check_local(Family::Ipv6, v4(bad)), Err(ErrorCode::InvalidArgument));
+            assert_eq!(
+                check_local(Family::Ipv6, v4(bad)),
+                Err(ErrorCode::InvalidArgument)
+            );
         }
         assert!(check_local(Family::Ipv6, v4("[::]:0")).is_ok());
     }
@@ -172,9 +181,15 @@ mod tests {
     fn remote_rules() {
         assert!(check_remote(Family::Ipv4, v4("127.0.0.1:1")).is_ok());
         for bad in ["0.0.0.0:80", "127.0.0.1:0"] {
-            assert_eq!(check_remote(Family::Ipv4, v4(bad)), Err(ErrorCode::InvalidArgument));
+            assert_eq!(
+                check_remote(Family::Ipv4, v4(bad)),
+                Err(ErrorCode::InvalidArgument)
+            );
         }
-        assert_eq!(check_remote(Family::Ipv6, v4("[::]:80")), Err(ErrorCode::InvalidArgument));
+        assert_eq!(
+            check_remote(Family::Ipv6, v4("[::]:80")),
+            Err(ErrorCode::InvalidArgument)
+        );
     }
 
     #[test]

@@ -28,19 +28,29 @@ pub struct StoreState {
 impl StoreState {
     /// Store data from the two contexts, with an empty table.
     pub fn new(wasi: WasiCtx, sockets: WasockCtx) -> Self {
-        StoreState { wasi, sockets, table: ResourceTable::new() }
+        StoreState {
+            wasi,
+            sockets,
+            table: ResourceTable::new(),
+        }
     }
 }
 
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasockView for StoreState {
     fn sockets(&mut self) -> WasockCtxView<'_> {
-        WasockCtxView { ctx: &mut self.sockets, table: &mut self.table }
+        WasockCtxView {
+            ctx: &mut self.sockets,
+            table: &mut self.table,
+        }
     }
 }
 

@@ -97,8 +97,14 @@ impl WasockCtxBuilder {
             None if self.switches == Switches::default() => Arc::new(DenyAll),
             None => Arc::new(self.switches),
         };
-        let gate = Gate { policy, acct: Arc::new(Accounting::new(self.limits)), tuning: self.tuning };
-        WasockCtx { gate: Arc::new(gate) }
+        let gate = Gate {
+            policy,
+            acct: Arc::new(Accounting::new(self.limits)),
+            tuning: self.tuning,
+        };
+        WasockCtx {
+            gate: Arc::new(gate),
+        }
     }
 }
 

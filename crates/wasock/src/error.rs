@@ -95,14 +95,25 @@ pub(crate) fn from_errno(errno: i32) -> ErrorCode {
         libc::EMFILE | libc::ENFILE => ErrorCode::NewSocketLimit,
         libc::EADDRNOTAVAIL => ErrorCode::AddressNotBindable,
         libc::EADDRINUSE => ErrorCode::AddressInUse,
-        libc::EHOSTUNREACH | libc::EHOSTDOWN | libc::ENETUNREACH | libc::ENETDOWN | libc::ENONET => {
-            ErrorCode::RemoteUnreachable
-        }
+        libc::EHOSTUNREACH
+        | libc::EHOSTDOWN
+        | libc::ENETUNREACH
+        | libc::ENETDOWN
+        | libc::ENONET => ErrorCode::RemoteUnreachable,
         libc::ECONNREFUSED => ErrorCode::ConnectionRefused,
         libc::ECONNRESET | libc::EPIPE => ErrorCode::ConnectionReset,
         libc::ECONNABORTED => ErrorCode::ConnectionAborted,
         libc::EMSGSIZE => ErrorCode::DatagramTooLarge,
         _ => ErrorCode::Unknown,
+    }
+}
+
+/// `create-*-socket` errors: an unsupported family is `not-supported`, fd exhaustion
+/// `new-socket-limit`.
+pub(crate) fn create_error(e: &io::Error) -> ErrorCode {
+    match from_io(e) {
+        ErrorCode::InvalidArgument => ErrorCode::NotSupported,
+        code => code,
     }
 }
 

@@ -44,6 +44,7 @@ pub mod limits;
 mod link;
 mod lookup;
 mod network;
+mod options;
 pub mod policy;
 mod tcp;
 mod udp;

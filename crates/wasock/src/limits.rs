@@ -49,7 +49,10 @@ pub(crate) struct Accounting {
 
 impl Accounting {
     pub(crate) fn new(limits: Limits) -> Self {
-        Accounting { limits, ..Default::default() }
+        Accounting {
+            limits,
+            ..Default::default()
+        }
     }
 
     /// Takes a socket slot, or `new-socket-limit` when the instance is at its limit.
@@ -115,13 +118,18 @@ mod tests {
 
     #[test]
     fn socket_limit_is_enforced_and_released() {
-        let acct = Arc::new(Accounting::new(Limits { max_sockets: Some(2) }));
+        let acct = Arc::new(Accounting::new(Limits {
+            max_sockets: Some(2),
+        }));
         let a = acct.open_socket().unwrap();
         let _b = acct.open_socket().unwrap();
         assert_eq!(acct.open_socket().unwrap_err(), ErrorCode::NewSocketLimit);
         drop(a);
         let _c = acct.open_socket().unwrap();
         let s = acct.stats();
-        assert_eq!((s.sockets_open, s.sockets_peak, s.sockets_created), (2, 2, 3));
+        assert_eq!(
+            (s.sockets_open, s.sockets_peak, s.sockets_created),
+            (2, 2, 3)
+        );
     }
 }

@@ -6,18 +6,20 @@
 use crate::bindings;
 use crate::ctx::{WasockSockets, WasockView};
 use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::WasiView;
 use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
 use wasmtime_wasi::random::WasiRandom;
-use wasmtime_wasi::WasiView;
 
 /// Adds the seven `wasi:sockets` interfaces, implemented by wasock, to `linker`.
 ///
 /// The store's data gives wasock its context through [`WasockView`]. The `wasi:io` resources
 /// wasock hands out (streams, pollables) need `wasi:io` from the same linker, e.g. through
 /// [`add_wasi_to_linker`] or `wasmtime_wasi_io::add_to_linker_async`.
-pub fn add_to_linker<T: WasockView + Send + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: WasockView + Send + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
     let mut net_opts = bindings::network::LinkOptions::default();
     net_opts.network_error_code(true);
     bindings::network::add_to_linker::<T, WasockSockets>(linker, &net_opts, T::sockets)?;

@@ -31,7 +31,9 @@ enum Lookup {
 
 impl ResolveAddressStream {
     fn done(addrs: Vec<IpAddr>) -> Self {
-        ResolveAddressStream { state: Lookup::Done(addrs.into()) }
+        ResolveAddressStream {
+            state: Lookup::Done(addrs.into()),
+        }
     }
 
     /// `resolve-addresses`: `invalid-argument` for a malformed name; a refused name fails with
@@ -42,7 +44,9 @@ impl ResolveAddressStream {
         }
         let name = normalize_name(name)?;
         if gate.check(Action::Resolve { name: &name }).is_err() {
-            return Ok(ResolveAddressStream { state: Lookup::Failed(ErrorCode::PermanentResolverFailure) });
+            return Ok(ResolveAddressStream {
+                state: Lookup::Failed(ErrorCode::PermanentResolverFailure),
+            });
         }
         let (tx, rx) = watch::channel(None);
         let timeout = gate.tuning.lookup_timeout;
@@ -50,13 +54,19 @@ impl ResolveAddressStream {
         rt.spawn(async move {
             let outcome = match tokio::time::timeout(timeout, crate::backend::resolve(name)).await {
                 Ok(r) => r.map(ordered).and_then(|a| {
-                    if a.is_empty() { Err(ErrorCode::NameUnresolvable) } else { Ok(a) }
+                    if a.is_empty() {
+                        Err(ErrorCode::NameUnresolvable)
+                    } else {
+                        Ok(a)
+                    }
                 }),
                 Err(_elapsed) => Err(ErrorCode::TemporaryResolverFailure),
             };
             let _ = tx.send(Some(outcome));
         });
-        Ok(ResolveAddressStream { state: Lookup::Pending(rx) })
+        Ok(ResolveAddressStream {
+            state: Lookup::Pending(rx),
+        })
     }
 
     /// `resolve-next-address`: `would-block` until the results are in, then each address in
@@ -65,7 +75,9 @@ impl ResolveAddressStream {
         if let Lookup::Pending(rx) = &self.state {
             let outcome = rx.borrow().clone();
             self.state = match outcome {
-                None if rx.has_changed().is_err() => Lookup::Failed(ErrorCode::PermanentResolverFailure),
+                None if rx.has_changed().is_err() => {
+                    Lookup::Failed(ErrorCode::PermanentResolverFailure)
+                }
                 None => return Err(ErrorCode::WouldBlock),
                 Some(Ok(addrs)) => Lookup::Done(addrs.into()),
                 Some(Err(code)) => Lookup::Failed(code),
@@ -125,14 +137,24 @@ fn parse_ip_literal(name: &str) -> Option<IpAddr> {
 /// so that `2130706433` or `0x7f.1` never reach a resolver that would read them as addresses).
 pub(crate) fn normalize_name(name: &str) -> Result<String, ErrorCode> {
     let ascii = idna::domain_to_ascii(name).map_err(|_| ErrorCode::InvalidArgument)?;
-    let ascii = ascii.strip_suffix('.').unwrap_or(&ascii).to_ascii_lowercase();
+    let ascii = ascii
+        .strip_suffix('.')
+        .unwrap_or(&ascii)
+        .to_ascii_lowercase();
     if ascii.is_empty() || ascii.len() > 253 {
         return Err(ErrorCode::InvalidArgument);
     }
     let labels: Vec<&str> = ascii.split('.').collect();
     for label in &labels {
-        let valid_chars = label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if label.is_empty() || label.len() > 63 || !valid_chars || label.starts_with('-') || label.ends_with('-') {
+        let valid_chars = label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if label.is_empty()
+            || label.len() > 63
+            || !valid_chars
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
             return Err(ErrorCode::InvalidArgument);
         }
     }
@@ -155,22 +177,46 @@ mod tests {
     #[test]
     fn names_are_normalized() {
         assert_eq!(normalize_name("LocalHost.").unwrap(), "localhost");
-        assert_eq!(normalize_name("bücher.example").unwrap(), "xn--bcher-kva.example");
-        assert_eq!(normalize_name("_srv._tcp.example.com").unwrap(), "_srv._tcp.example.com");
+        assert_eq!(
+            normalize_name("bücher.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
+        assert_eq!(
+            normalize_name("_srv._tcp.example.com").unwrap(),
+            "_srv._tcp.example.com"
+        );
     }
 
     #[test]
     fn malformed_names_are_invalid_argument() {
         let long_label = "a".repeat(64);
         let long_name = ["abc"; 70].join(".");
-        for bad in ["", ".", "a..b", "-bad-.example", "exa mple.com", &long_label, &long_name, "2130706433", "0x7f.1", "a/b"] {
-            assert_eq!(normalize_name(bad), Err(ErrorCode::InvalidArgument), "{bad:?}");
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "-bad-.example",
+            "exa mple.com",
+            &long_label,
+            &long_name,
+            "2130706433",
+            "0x7f.1",
+            "a/b",
+        ] {
+            assert_eq!(
+                normalize_name(bad),
+                Err(ErrorCode::InvalidArgument),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn literals_are_recognized() {
-        assert_eq!(parse_ip_literal("127.0.0.1"), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(
+            parse_ip_literal("127.0.0.1"),
+            Some("127.0.0.1".parse().unwrap())
+        );
         assert_eq!(parse_ip_literal("[::1]"), Some("::1".parse().unwrap()));
         assert_eq!(parse_ip_literal("::1"), Some("::1".parse().unwrap()));
         assert_eq!(parse_ip_literal("localhost"), None);
@@ -178,7 +224,16 @@ mod tests {
 
     #[test]
     fn results_are_unmapped_and_deduplicated() {
-        let v: Vec<IpAddr> = ["::ffff:127.0.0.1", "127.0.0.1", "::1"].iter().map(|s| s.parse().unwrap()).collect();
-        assert_eq!(ordered(v), vec!["127.0.0.1".parse::<IpAddr>().unwrap(), "::1".parse().unwrap()]);
+        let v: Vec<IpAddr> = ["::ffff:127.0.0.1", "127.0.0.1", "::1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(
+            ordered(v),
+            vec![
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
     }
 }

@@ -116,7 +116,11 @@ impl Policy for Switches {
             Action::Resolve { .. } => self.lookup,
             _ => self.network,
         };
-        if allowed { Verdict::Allow } else { Verdict::Deny }
+        if allowed {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
+        }
     }
 }
 
@@ -127,12 +131,21 @@ mod tests {
     #[test]
     fn switches_are_independent() {
         let a: SocketAddr = "127.0.0.1:80".parse().unwrap();
-        let connect = Action::Connect { proto: Protocol::Tcp, remote: a };
+        let connect = Action::Connect {
+            proto: Protocol::Tcp,
+            remote: a,
+        };
         let resolve = Action::Resolve { name: "localhost" };
-        let only_lookup = Switches { network: false, lookup: true };
+        let only_lookup = Switches {
+            network: false,
+            lookup: true,
+        };
         assert_eq!(only_lookup.decide(&connect), Verdict::Deny);
         assert_eq!(only_lookup.decide(&resolve), Verdict::Allow);
-        let only_net = Switches { network: true, lookup: false };
+        let only_net = Switches {
+            network: true,
+            lookup: false,
+        };
         assert_eq!(only_net.decide(&connect), Verdict::Allow);
         assert_eq!(only_net.decide(&resolve), Verdict::Deny);
         assert_eq!(DenyAll.decide(&connect), Verdict::Deny);

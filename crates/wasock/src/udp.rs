@@ -15,6 +15,7 @@ use crate::ctx::Gate;
 use crate::error::{SocketError, SocketResult, from_io};
 use crate::limits::SocketSlot;
 use crate::network::NetworkId;
+use crate::options;
 use crate::policy::{Action, Protocol};
 use std::io;
 use std::net::SocketAddr;
@@ -61,10 +62,18 @@ pub struct UdpSocket {
 impl UdpSocket {
     /// `create-udp-socket`: counted from creation; the protocol must be granted at all.
     pub(crate) fn new(gate: &Arc<Gate>, family: Family) -> SocketResult<Self> {
-        gate.check(Action::Create { proto: Protocol::Udp })?;
+        gate.check(Action::Create {
+            proto: Protocol::Udp,
+        })?;
         let slot = gate.acct.open_socket()?;
-        let sock = RawSocket::udp(family).map_err(|e| crate::tcp::create_error(&e))?;
-        Ok(UdpSocket { family, state: State::Unbound(sock), remote: None, gate: gate.clone(), _slot: slot })
+        let sock = RawSocket::udp(family).map_err(|e| crate::error::create_error(&e))?;
+        Ok(UdpSocket {
+            family,
+            state: State::Unbound(sock),
+            remote: None,
+            gate: gate.clone(),
+            _slot: slot,
+        })
     }
 
     fn options(&self) -> Result<&dyn Options, ErrorCode> {
@@ -77,12 +86,19 @@ impl UdpSocket {
 
     /// `start-bind`: valid in `unbound`; argument rules, then policy, then `bind(2)`.
     /// The network is not recorded: UDP has no call that must match it.
-    pub(crate) fn start_bind(&mut self, _net: NetworkId, local: IpSocketAddress) -> SocketResult<()> {
+    pub(crate) fn start_bind(
+        &mut self,
+        _net: NetworkId,
+        local: IpSocketAddress,
+    ) -> SocketResult<()> {
         let State::Unbound(sock) = &self.state else {
             return Err(ErrorCode::InvalidState.into());
         };
         let local = addr::check_local(self.family, local)?;
-        self.gate.check(Action::Bind { proto: Protocol::Udp, local })?;
+        self.gate.check(Action::Bind {
+            proto: Protocol::Udp,
+            local,
+        })?;
         sock.bind(local)?;
         let State::Unbound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("state checked above");
@@ -96,7 +112,11 @@ impl UdpSocket {
         match std::mem::replace(&mut self.state, State::Closed) {
             State::BindInProgress(sock) => {
                 let sock = sock.into_datagram()?;
-                let shared = Shared { sock, generation: AtomicU64::new(0), gate: self.gate.clone() };
+                let shared = Shared {
+                    sock,
+                    generation: AtomicU64::new(0),
+                    gate: self.gate.clone(),
+                };
                 self.state = State::Bound(Arc::new(shared));
                 Ok(())
             }
@@ -118,7 +138,10 @@ impl UdpSocket {
         let remote = match remote {
             Some(r) => {
                 let r = addr::check_remote(self.family, r)?;
-                self.gate.check(Action::Connect { proto: Protocol::Udp, remote: r })?;
+                self.gate.check(Action::Connect {
+                    proto: Protocol::Udp,
+                    remote: r,
+                })?;
                 Some(r)
             }
             None => None,
@@ -164,38 +187,32 @@ impl UdpSocket {
 
     /// `unicast-hop-limit`.
     pub(crate) fn unicast_hop_limit(&self) -> SocketResult<u8> {
-        Ok(self.options()?.hop_limit()?)
+        options::hop_limit(self.options()?)
     }
 
     /// `set-unicast-hop-limit`: 0 is `invalid-argument`.
     pub(crate) fn set_unicast_hop_limit(&self, v: u8) -> SocketResult<()> {
-        let opts = self.options()?;
-        if v == 0 {
-            return Err(ErrorCode::InvalidArgument.into());
-        }
-        Ok(opts.set_hop_limit(v)?)
+        options::set_hop_limit(self.options()?, v)
     }
 
     /// `receive-buffer-size`.
     pub(crate) fn receive_buffer_size(&self) -> SocketResult<u64> {
-        Ok(self.options()?.recv_buffer()? as u64)
+        options::recv_buffer(self.options()?)
     }
 
     /// `set-receive-buffer-size`: 0 is `invalid-argument`; clamped.
     pub(crate) fn set_receive_buffer_size(&self, n: u64) -> SocketResult<()> {
-        let opts = self.options()?;
-        Ok(opts.set_recv_buffer(crate::tcp::buffer_size(n)?)?)
+        options::set_recv_buffer(self.options()?, n)
     }
 
     /// `send-buffer-size`.
     pub(crate) fn send_buffer_size(&self) -> SocketResult<u64> {
-        Ok(self.options()?.send_buffer()? as u64)
+        options::send_buffer(self.options()?)
     }
 
     /// `set-send-buffer-size`: 0 is `invalid-argument`; clamped.
     pub(crate) fn set_send_buffer_size(&self, n: u64) -> SocketResult<()> {
-        let opts = self.options()?;
-        Ok(opts.set_send_buffer(crate::tcp::buffer_size(n)?)?)
+        options::set_send_buffer(self.options()?, n)
     }
 }
 
@@ -246,7 +263,12 @@ impl IncomingDatagramStream {
             if self.remote.is_some_and(|r| r != from) {
                 continue;
             }
-            if self.shared.gate.check(Action::Receive { local, peer: from }).is_err() {
+            if self
+                .shared
+                .gate
+                .check(Action::Receive { local, peer: from })
+                .is_err()
+            {
                 continue;
             }
             out.push(IncomingDatagram {
@@ -260,7 +282,11 @@ impl IncomingDatagramStream {
 
     /// `subscribe`: ready when a datagram may be there (at once for a stale stream).
     pub(crate) fn readiness(&self) -> DatagramReadiness {
-        DatagramReadiness { shared: self.shared.clone(), generation: self.generation, send: false }
+        DatagramReadiness {
+            shared: self.shared.clone(),
+            generation: self.generation,
+            send: false,
+        }
     }
 }
 
@@ -280,7 +306,11 @@ impl OutgoingDatagramStream {
         if !self.shared.is_current(self.generation) {
             return Err(ErrorCode::InvalidState.into());
         }
-        self.permit = if self.shared.sock.send_ready() { self.shared.gate.tuning.udp_send_permits } else { 0 };
+        self.permit = if self.shared.sock.send_ready() {
+            self.shared.gate.tuning.udp_send_permits
+        } else {
+            0
+        };
         Ok(self.permit)
     }
 
@@ -332,7 +362,11 @@ impl OutgoingDatagramStream {
 
     /// `subscribe`: ready when `check-send` would permit at least one datagram.
     pub(crate) fn readiness(&self) -> DatagramReadiness {
-        DatagramReadiness { shared: self.shared.clone(), generation: self.generation, send: true }
+        DatagramReadiness {
+            shared: self.shared.clone(),
+            generation: self.generation,
+            send: true,
+        }
     }
 }
 

@@ -49,7 +49,12 @@ async fn udp_send_without_permit_traps() {
 /// `access-denied`, which the guest reports as a failed check (exit 1, no trap).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_is_denied_by_default() {
-    let r = run(wasock_guests::RAW_TCP, &[], wasock::WasockCtx::builder().build()).await;
+    let r = run(
+        wasock_guests::RAW_TCP,
+        &[],
+        wasock::WasockCtx::builder().build(),
+    )
+    .await;
     assert!(matches!(r.result, Ok(1)), "expected exit code 1\n{r}");
     assert!(
         r.stderr.contains("access-denied"),

@@ -22,9 +22,16 @@ async fn echo_server_and_client() {
         let r = server.finish().await;
         panic!("the server never printed `listening on ADDRESS`\n{r}");
     };
-    assert!(addr.starts_with("127.0.0.1:"), "unexpected address {addr:?}");
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "unexpected address {addr:?}"
+    );
 
-    let messages = ["hello", "wasi sockets", "a longer line with some more words"];
+    let messages = [
+        "hello",
+        "wasi sockets",
+        "a longer line with some more words",
+    ];
     let mut args = vec![addr.as_str()];
     args.extend(messages);
     let client = run(wasock_guests::STD_ECHO_CLIENT, &args, allow_all()).await;

@@ -26,7 +26,10 @@ fn assert_imports(path: &str, want: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_v021() {
     assert_imports(wasock_guests::UDP_V021, "wasi:sockets/udp@0.2.1");
-    assert_imports(wasock_guests::UDP_V021, "wasi:sockets/udp-create-socket@0.2.1");
+    assert_imports(
+        wasock_guests::UDP_V021,
+        "wasi:sockets/udp-create-socket@0.2.1",
+    );
     let r = run(wasock_guests::UDP_V021, &[], allow_all()).await;
     r.assert_passed();
 }
@@ -44,5 +47,8 @@ async fn tcp_v020() {
 fn raw_guests_import_0_2_12() {
     assert_imports(wasock_guests::RAW_TCP, "wasi:sockets/tcp@0.2.12");
     assert_imports(wasock_guests::RAW_UDP, "wasi:sockets/udp@0.2.12");
-    assert_imports(wasock_guests::RAW_LOOKUP, "wasi:sockets/ip-name-lookup@0.2.12");
+    assert_imports(
+        wasock_guests::RAW_LOOKUP,
+        "wasi:sockets/ip-name-lookup@0.2.12",
+    );
 }

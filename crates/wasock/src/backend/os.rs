@@ -8,9 +8,9 @@ use crate::bindings::network::ErrorCode;
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use std::sync::Mutex;
 
 /// Fails instead of panicking when called outside a tokio runtime (the reactor is needed).
 fn reactor() -> io::Result<()> {
@@ -39,19 +39,22 @@ pub(crate) trait Options {
         self.sock().tcp_keepalive_time()
     }
     fn set_keepalive_idle(&self, d: Duration) -> io::Result<()> {
-        self.sock().set_tcp_keepalive(&TcpKeepalive::new().with_time(d))
+        self.sock()
+            .set_tcp_keepalive(&TcpKeepalive::new().with_time(d))
     }
     fn keepalive_interval(&self) -> io::Result<Duration> {
         self.sock().tcp_keepalive_interval()
     }
     fn set_keepalive_interval(&self, d: Duration) -> io::Result<()> {
-        self.sock().set_tcp_keepalive(&TcpKeepalive::new().with_interval(d))
+        self.sock()
+            .set_tcp_keepalive(&TcpKeepalive::new().with_interval(d))
     }
     fn keepalive_count(&self) -> io::Result<u32> {
         self.sock().tcp_keepalive_retries()
     }
     fn set_keepalive_count(&self, n: u32) -> io::Result<()> {
-        self.sock().set_tcp_keepalive(&TcpKeepalive::new().with_retries(n))
+        self.sock()
+            .set_tcp_keepalive(&TcpKeepalive::new().with_retries(n))
     }
     fn hop_limit(&self) -> io::Result<u8> {
         let v = match self.family() {
@@ -79,7 +82,10 @@ pub(crate) trait Options {
         self.sock().set_send_buffer_size(n)
     }
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock().local_addr()?.as_socket().ok_or_else(|| io::Error::other("not an IP socket"))
+        self.sock()
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("not an IP socket"))
     }
 }
 
@@ -134,7 +140,11 @@ impl RawSocket {
         self.sock.listen(backlog.min(i32::MAX as u32) as i32)?;
         let family = self.family;
         let inner = tokio::net::TcpListener::from_std(std::net::TcpListener::from(self.sock))?;
-        Ok(Listener { inner, family, stash: Mutex::new(None) })
+        Ok(Listener {
+            inner,
+            family,
+            stash: Mutex::new(None),
+        })
     }
 
     /// Starts a non-blocking `connect(2)`: the stream is usable once [`Stream::try_connected`] is `Ok`.
@@ -196,7 +206,13 @@ impl Listener {
             },
         };
         let (inner, peer) = taken?;
-        Ok(Some((Stream { inner, family: self.family }, peer)))
+        Ok(Some((
+            Stream {
+                inner,
+                family: self.family,
+            },
+            peer,
+        )))
     }
 
     /// Waits until a connection is pending (or accepting failed).
@@ -311,11 +327,18 @@ impl Datagram {
 
 /// Resolves a host name with the system resolver, on tokio's blocking pool.
 pub(crate) async fn resolve(name: String) -> Result<Vec<IpAddr>, ErrorCode> {
-    let hints = dns_lookup::AddrInfoHints { socktype: libc::SOCK_STREAM, ..Default::default() };
+    let hints = dns_lookup::AddrInfoHints {
+        socktype: libc::SOCK_STREAM,
+        ..Default::default()
+    };
     let task = tokio::task::spawn_blocking(move || {
         let addrs = dns_lookup::getaddrinfo(Some(&name), None, Some(hints))
             .map_err(|e| crate::error::from_lookup(e.kind()))?;
-        Ok(addrs.filter_map(Result::ok).map(|a| a.sockaddr.ip()).collect())
+        Ok(addrs
+            .filter_map(Result::ok)
+            .map(|a| a.sockaddr.ip())
+            .collect())
     });
-    task.await.unwrap_or(Err(ErrorCode::PermanentResolverFailure))
+    task.await
+        .unwrap_or(Err(ErrorCode::PermanentResolverFailure))
 }

@@ -14,11 +14,11 @@ use crate::ctx::Gate;
 use crate::error::{SocketResult, from_io};
 use crate::limits::SocketSlot;
 use crate::network::NetworkId;
+use crate::options;
 use crate::policy::{Action, Protocol};
 use std::net::Shutdown;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::Duration;
 use streams::Conn;
 use wasmtime_wasi_io::poll::Pollable;
 
@@ -66,9 +66,11 @@ pub(crate) type StreamPair = (TcpReader, TcpWriter);
 impl TcpSocket {
     /// `create-tcp-socket`: counted from creation; the protocol must be granted at all.
     pub(crate) fn new(gate: &Arc<Gate>, family: Family) -> SocketResult<Self> {
-        gate.check(Action::Create { proto: Protocol::Tcp })?;
+        gate.check(Action::Create {
+            proto: Protocol::Tcp,
+        })?;
         let slot = gate.acct.open_socket()?;
-        let sock = RawSocket::tcp(family).map_err(|e| create_error(&e))?;
+        let sock = RawSocket::tcp(family).map_err(|e| crate::error::create_error(&e))?;
         Ok(Self::with_state(gate, family, State::Unbound(sock), slot))
     }
 
@@ -99,12 +101,19 @@ impl TcpSocket {
     }
 
     /// `start-bind`: valid in `unbound`; argument rules, then policy, then `bind(2)`.
-    pub(crate) fn start_bind(&mut self, net: NetworkId, local: IpSocketAddress) -> SocketResult<()> {
+    pub(crate) fn start_bind(
+        &mut self,
+        net: NetworkId,
+        local: IpSocketAddress,
+    ) -> SocketResult<()> {
         let State::Unbound(sock) = &self.state else {
             return Err(ErrorCode::InvalidState.into());
         };
         let local = addr::check_local(self.family, local)?;
-        self.gate.check(Action::Bind { proto: Protocol::Tcp, local })?;
+        self.gate.check(Action::Bind {
+            proto: Protocol::Tcp,
+            local,
+        })?;
         sock.bind(local)?;
         let State::Unbound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("state checked above");
@@ -129,7 +138,11 @@ impl TcpSocket {
     }
 
     /// `start-connect`: valid in `unbound` and `bound`; same network as the bind.
-    pub(crate) fn start_connect(&mut self, net: NetworkId, remote: IpSocketAddress) -> SocketResult<()> {
+    pub(crate) fn start_connect(
+        &mut self,
+        net: NetworkId,
+        remote: IpSocketAddress,
+    ) -> SocketResult<()> {
         match &self.state {
             State::Unbound(_) | State::Bound(_) => {}
             _ => return Err(ErrorCode::InvalidState.into()),
@@ -138,8 +151,12 @@ impl TcpSocket {
         if self.network.is_some_and(|n| n != net) {
             return Err(ErrorCode::InvalidArgument.into());
         }
-        self.gate.check(Action::Connect { proto: Protocol::Tcp, remote })?;
-        let (State::Unbound(sock) | State::Bound(sock)) = std::mem::replace(&mut self.state, State::Closed)
+        self.gate.check(Action::Connect {
+            proto: Protocol::Tcp,
+            remote,
+        })?;
+        let (State::Unbound(sock) | State::Bound(sock)) =
+            std::mem::replace(&mut self.state, State::Closed)
         else {
             unreachable!("state checked above");
         };
@@ -195,9 +212,7 @@ impl TcpSocket {
         };
         match sock.listen(self.backlog) {
             Ok(listener) => {
-                let listener = Arc::new(listener);
-                self.set_wait(Wait::Accept(listener.clone()));
-                self.state = State::ListenInProgress(listener);
+                self.state = State::ListenInProgress(Arc::new(listener));
                 Ok(())
             }
             // listen(2) failed: the socket is spent.
@@ -209,6 +224,7 @@ impl TcpSocket {
     pub(crate) fn finish_listen(&mut self) -> SocketResult<()> {
         match std::mem::replace(&mut self.state, State::Closed) {
             State::ListenInProgress(l) => {
+                self.set_wait(Wait::Accept(l.clone()));
                 self.state = State::Listening(l);
                 Ok(())
             }
@@ -247,9 +263,10 @@ impl TcpSocket {
     /// `local-address`: bound or later; `invalid-state` before.
     pub(crate) fn local_address(&self) -> SocketResult<IpSocketAddress> {
         match &self.state {
-            State::Unbound(_) | State::ConnectFailed(_) | State::Closed => {
-                Err(ErrorCode::InvalidState.into())
-            }
+            State::Unbound(_)
+            | State::BindInProgress(_)
+            | State::ConnectFailed(_)
+            | State::Closed => Err(ErrorCode::InvalidState.into()),
             _ => Ok(addr::from_std(self.options()?.local_addr()?)),
         }
     }
@@ -304,24 +321,24 @@ impl TcpSocket {
 
     /// `keep-alive-idle-time` (nanoseconds).
     pub(crate) fn keep_alive_idle_time(&self) -> SocketResult<u64> {
-        Ok(nanos(self.options()?.keepalive_idle()?))
+        Ok(options::nanos(self.options()?.keepalive_idle()?))
     }
 
-    /// `set-keep-alive-idle-time`: 0 is `invalid-argument`; clamped to what the OS accepts.
+    /// `set-keep-alive-idle-time`: 0 is `invalid-argument`; clamped.
     pub(crate) fn set_keep_alive_idle_time(&self, ns: u64) -> SocketResult<()> {
         let opts = self.options()?;
-        Ok(opts.set_keepalive_idle(keepalive_secs(ns)?)?)
+        Ok(opts.set_keepalive_idle(options::keepalive_secs(ns)?)?)
     }
 
     /// `keep-alive-interval` (nanoseconds).
     pub(crate) fn keep_alive_interval(&self) -> SocketResult<u64> {
-        Ok(nanos(self.options()?.keepalive_interval()?))
+        Ok(options::nanos(self.options()?.keepalive_interval()?))
     }
 
-    /// `set-keep-alive-interval`: 0 is `invalid-argument`; clamped to what the OS accepts.
+    /// `set-keep-alive-interval`: 0 is `invalid-argument`; clamped.
     pub(crate) fn set_keep_alive_interval(&self, ns: u64) -> SocketResult<()> {
         let opts = self.options()?;
-        Ok(opts.set_keepalive_interval(keepalive_secs(ns)?)?)
+        Ok(opts.set_keepalive_interval(options::keepalive_secs(ns)?)?)
     }
 
     /// `keep-alive-count`.
@@ -329,49 +346,40 @@ impl TcpSocket {
         Ok(self.options()?.keepalive_count()?)
     }
 
-    /// `set-keep-alive-count`: 0 is `invalid-argument`; clamped to 1..=127 (Linux's range).
+    /// `set-keep-alive-count`: 0 is `invalid-argument`; clamped.
     pub(crate) fn set_keep_alive_count(&self, n: u32) -> SocketResult<()> {
         let opts = self.options()?;
-        if n == 0 {
-            return Err(ErrorCode::InvalidArgument.into());
-        }
-        Ok(opts.set_keepalive_count(n.min(127))?)
+        Ok(opts.set_keepalive_count(options::keepalive_count(n)?)?)
     }
 
     /// `hop-limit`.
     pub(crate) fn hop_limit(&self) -> SocketResult<u8> {
-        Ok(self.options()?.hop_limit()?)
+        options::hop_limit(self.options()?)
     }
 
     /// `set-hop-limit`: 0 is `invalid-argument`.
     pub(crate) fn set_hop_limit(&self, v: u8) -> SocketResult<()> {
-        let opts = self.options()?;
-        if v == 0 {
-            return Err(ErrorCode::InvalidArgument.into());
-        }
-        Ok(opts.set_hop_limit(v)?)
+        options::set_hop_limit(self.options()?, v)
     }
 
     /// `receive-buffer-size`.
     pub(crate) fn receive_buffer_size(&self) -> SocketResult<u64> {
-        Ok(self.options()?.recv_buffer()? as u64)
+        options::recv_buffer(self.options()?)
     }
 
     /// `set-receive-buffer-size`: 0 is `invalid-argument`; clamped.
     pub(crate) fn set_receive_buffer_size(&self, n: u64) -> SocketResult<()> {
-        let opts = self.options()?;
-        Ok(opts.set_recv_buffer(buffer_size(n)?)?)
+        options::set_recv_buffer(self.options()?, n)
     }
 
     /// `send-buffer-size`.
     pub(crate) fn send_buffer_size(&self) -> SocketResult<u64> {
-        Ok(self.options()?.send_buffer()? as u64)
+        options::send_buffer(self.options()?)
     }
 
     /// `set-send-buffer-size`: 0 is `invalid-argument`; clamped.
     pub(crate) fn set_send_buffer_size(&self, n: u64) -> SocketResult<()> {
-        let opts = self.options()?;
-        Ok(opts.set_send_buffer(buffer_size(n)?)?)
+        options::set_send_buffer(self.options()?, n)
     }
 
     /// `shutdown`: `connected` only; idempotent; closes the matching stream(s).
@@ -388,8 +396,8 @@ impl TcpSocket {
     }
 }
 
-/// Pollable of a `tcp-socket`: ready at once unless a connect is under way or the socket
-/// listens with nothing pending.
+/// Pollable of a `tcp-socket`: ready at once in every state (bind and listen resolve at once)
+/// but `connect-in-progress` until the connect resolves, and `listening` until one is pending.
 pub(crate) struct TcpReadiness(Arc<Mutex<Wait>>);
 
 #[wasmtime_wasi_io::async_trait]
@@ -401,33 +409,5 @@ impl Pollable for TcpReadiness {
             Wait::Connect(conn) => conn.io().writable().await,
             Wait::Accept(listener) => listener.ready().await,
         }
-    }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Keep-alive times: nanoseconds to whole seconds, rounded up, within Linux's 1..=32767.
-fn keepalive_secs(ns: u64) -> Result<Duration, ErrorCode> {
-    if ns == 0 {
-        return Err(ErrorCode::InvalidArgument);
-    }
-    Ok(Duration::from_secs(ns.div_ceil(1_000_000_000).clamp(1, 32_767)))
-}
-
-/// Buffer sizes: 0 is `invalid-argument`; the rest clamped to what `setsockopt` takes.
-pub(crate) fn buffer_size(n: u64) -> Result<usize, ErrorCode> {
-    if n == 0 {
-        return Err(ErrorCode::InvalidArgument);
-    }
-    Ok(n.min(i32::MAX as u64 / 2) as usize)
-}
-
-/// `create-*-socket` errors: an unsupported family is `not-supported`, fd exhaustion `new-socket-limit`.
-pub(crate) fn create_error(e: &std::io::Error) -> ErrorCode {
-    match from_io(e) {
-        ErrorCode::InvalidArgument => ErrorCode::NotSupported,
-        code => code,
     }
 }

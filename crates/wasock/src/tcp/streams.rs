@@ -46,7 +46,13 @@ impl Conn {
         let budget = this.gate.tuning.tcp_write_budget;
         (
             TcpReader { conn: this.clone() },
-            TcpWriter { conn: this.clone(), pending: Bytes::new(), permit: 0, budget, failed: None },
+            TcpWriter {
+                conn: this.clone(),
+                pending: Bytes::new(),
+                permit: 0,
+                budget,
+                failed: None,
+            },
         )
     }
 
@@ -168,7 +174,11 @@ impl OutputStream for TcpWriter {
     fn check_write(&mut self) -> StreamResult<usize> {
         self.push_pending();
         self.check_open()?;
-        self.permit = if self.pending.is_empty() { self.budget } else { 0 };
+        self.permit = if self.pending.is_empty() {
+            self.budget
+        } else {
+            0
+        };
         Ok(self.permit)
     }
 }
@@ -193,7 +203,9 @@ impl Drop for TcpWriter {
         if self.pending.is_empty() || self.failed.is_some() {
             return;
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let conn = self.conn.clone();
         let mut rest = std::mem::take(&mut self.pending);
         rt.spawn(async move {

@@ -8,6 +8,8 @@ use wasmtime::component::Resource;
 impl Host for WasockCtxView<'_> {
     /// `instance-network`: a new handle to the default network.
     fn instance_network(&mut self) -> wasmtime::Result<Resource<Network>> {
-        Ok(self.table.push(Network { id: NetworkId::DEFAULT })?)
+        Ok(self.table.push(Network {
+            id: NetworkId::DEFAULT,
+        })?)
     }
 }

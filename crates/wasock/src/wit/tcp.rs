@@ -43,7 +43,9 @@ impl HostTcpSocket for WasockCtxView<'_> {
         remote_address: IpSocketAddress,
     ) -> SocketResult<()> {
         let net = self.table.get(&network)?.id;
-        self.table.get_mut(&this)?.start_connect(net, remote_address)
+        self.table
+            .get_mut(&this)?
+            .start_connect(net, remote_address)
     }
 
     fn finish_connect(&mut self, this: Resource<TcpSocket>) -> SocketResult<Streams> {
@@ -62,7 +64,11 @@ impl HostTcpSocket for WasockCtxView<'_> {
     fn accept(
         &mut self,
         this: Resource<TcpSocket>,
-    ) -> SocketResult<(Resource<TcpSocket>, Resource<DynInputStream>, Resource<DynOutputStream>)> {
+    ) -> SocketResult<(
+        Resource<TcpSocket>,
+        Resource<DynInputStream>,
+        Resource<DynOutputStream>,
+    )> {
         let (socket, pair) = self.table.get_mut(&this)?.accept()?;
         let socket = self.table.push(socket)?;
         let (input, output) = push_streams(self.table, pair)?;
@@ -85,7 +91,11 @@ impl HostTcpSocket for WasockCtxView<'_> {
         Ok(self.table.get(&this)?.family().into())
     }
 
-    fn set_listen_backlog_size(&mut self, this: Resource<TcpSocket>, value: u64) -> SocketResult<()> {
+    fn set_listen_backlog_size(
+        &mut self,
+        this: Resource<TcpSocket>,
+        value: u64,
+    ) -> SocketResult<()> {
         self.table.get_mut(&this)?.set_listen_backlog_size(value)
     }
 
@@ -93,7 +103,11 @@ impl HostTcpSocket for WasockCtxView<'_> {
         self.table.get(&this)?.keep_alive_enabled()
     }
 
-    fn set_keep_alive_enabled(&mut self, this: Resource<TcpSocket>, value: bool) -> SocketResult<()> {
+    fn set_keep_alive_enabled(
+        &mut self,
+        this: Resource<TcpSocket>,
+        value: bool,
+    ) -> SocketResult<()> {
         self.table.get(&this)?.set_keep_alive_enabled(value)
     }
 
@@ -101,7 +115,11 @@ impl HostTcpSocket for WasockCtxView<'_> {
         self.table.get(&this)?.keep_alive_idle_time()
     }
 
-    fn set_keep_alive_idle_time(&mut self, this: Resource<TcpSocket>, value: u64) -> SocketResult<()> {
+    fn set_keep_alive_idle_time(
+        &mut self,
+        this: Resource<TcpSocket>,
+        value: u64,
+    ) -> SocketResult<()> {
         self.table.get(&this)?.set_keep_alive_idle_time(value)
     }
 
@@ -109,7 +127,11 @@ impl HostTcpSocket for WasockCtxView<'_> {
         self.table.get(&this)?.keep_alive_interval()
     }
 
-    fn set_keep_alive_interval(&mut self, this: Resource<TcpSocket>, value: u64) -> SocketResult<()> {
+    fn set_keep_alive_interval(
+        &mut self,
+        this: Resource<TcpSocket>,
+        value: u64,
+    ) -> SocketResult<()> {
         self.table.get(&this)?.set_keep_alive_interval(value)
     }
 
@@ -133,7 +155,11 @@ impl HostTcpSocket for WasockCtxView<'_> {
         self.table.get(&this)?.receive_buffer_size()
     }
 
-    fn set_receive_buffer_size(&mut self, this: Resource<TcpSocket>, value: u64) -> SocketResult<()> {
+    fn set_receive_buffer_size(
+        &mut self,
+        this: Resource<TcpSocket>,
+        value: u64,
+    ) -> SocketResult<()> {
         self.table.get(&this)?.set_receive_buffer_size(value)
     }
 

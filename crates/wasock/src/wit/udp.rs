@@ -33,7 +33,10 @@ impl HostUdpSocket for WasockCtxView<'_> {
         &mut self,
         this: Resource<UdpSocket>,
         remote_address: Option<IpSocketAddress>,
-    ) -> SocketResult<(Resource<IncomingDatagramStream>, Resource<OutgoingDatagramStream>)> {
+    ) -> SocketResult<(
+        Resource<IncomingDatagramStream>,
+        Resource<OutgoingDatagramStream>,
+    )> {
         let (incoming, outgoing) = self.table.get_mut(&this)?.stream(remote_address)?;
         Ok((self.table.push(incoming)?, self.table.push(outgoing)?))
     }
@@ -62,7 +65,11 @@ impl HostUdpSocket for WasockCtxView<'_> {
         self.table.get(&this)?.receive_buffer_size()
     }
 
-    fn set_receive_buffer_size(&mut self, this: Resource<UdpSocket>, value: u64) -> SocketResult<()> {
+    fn set_receive_buffer_size(
+        &mut self,
+        this: Resource<UdpSocket>,
+        value: u64,
+    ) -> SocketResult<()> {
         self.table.get(&this)?.set_receive_buffer_size(value)
     }
 

@@ -96,9 +96,10 @@ pub fn spawn(path: &str, args: &[&str], sockets: WasockCtx) -> Running {
         .build();
     let state = StoreState::new(wasi, sockets);
     let linker = linker();
-    let handle = tokio::spawn(async move {
-        wasock::run_command(engine(), &linker, &component, state).await
-    });
+    let handle =
+        tokio::spawn(
+            async move { wasock::run_command(engine(), &linker, &component, state).await },
+        );
     Running {
         name,
         handle,
