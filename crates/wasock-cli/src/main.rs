@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx};
-use wasock::{StoreState, WasockCtx};
+use wasock::{RunError, StoreState, WasockCtx};
 
 /// Exit code when the guest traps (as a process killed by SIGABRT reports it).
 const TRAP_EXIT: u8 = 134;
@@ -99,9 +99,6 @@ async fn run(args: RunArgs) -> ExitCode {
     if let Err(e) = wasock::add_wasi_to_linker(&mut linker) {
         return fail(&format!("cannot set up WASI: {e}"));
     }
-    if let Err(e) = linker.instantiate_pre(&component) {
-        return fail(&format!("cannot run `{path}`: {}", root(&e)));
-    }
     let wasi = match wasi_ctx(&args, &path) {
         Ok(w) => w,
         Err(msg) => return fail(&msg),
@@ -116,7 +113,7 @@ async fn run(args: RunArgs) -> ExitCode {
     let state = StoreState::new(wasi, sockets.build());
     match wasock::run_command(&engine, &linker, &component, state).await {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(e) => {
+        Err(RunError::Trap(e)) => {
             let what = match e.downcast_ref::<Trap>() {
                 Some(trap) => trap.to_string(),
                 None => root(&e),
@@ -124,6 +121,11 @@ async fn run(args: RunArgs) -> ExitCode {
             eprintln!("wasock: error: `{path}` trapped: {what}");
             ExitCode::from(TRAP_EXIT)
         }
+        Err(RunError::NotACommand(e)) => fail(&format!(
+            "`{path}` is not a command (it must export wasi:cli/run): {}",
+            root(&e)
+        )),
+        Err(RunError::Instantiate(e)) => fail(&format!("cannot start `{path}`: {}", chain(&e))),
     }
 }
 
@@ -132,9 +134,20 @@ fn is_core_module(bytes: &[u8]) -> bool {
     bytes.get(..8) == Some(b"\0asm\x01\0\0\0")
 }
 
-/// The innermost cause of an error: the line that says what went wrong.
+/// Every cause of an error, first lines only, on one line (a link error names the import in an
+/// outer cause and the missing item in the inner one).
+fn chain(e: &wasmtime::Error) -> String {
+    let lines: Vec<String> = e
+        .chain()
+        .map(|c| c.to_string().lines().next().unwrap_or_default().to_string())
+        .collect();
+    lines.join(": ")
+}
+
+/// The first line of an error's innermost cause: the line that says what went wrong.
 fn root(e: &wasmtime::Error) -> String {
-    e.chain().last().map(|c| c.to_string()).unwrap_or_default()
+    let cause = e.chain().last().map(|c| c.to_string()).unwrap_or_default();
+    cause.lines().next().unwrap_or_default().to_string()
 }
 
 /// WASI context: inherited stdio, the component's name and the given args, env and preopens.

@@ -4,7 +4,7 @@
 use crate::ctx::{WasockCtx, WasockCtxView, WasockView};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
 /// An engine configuration wasock works with (the component model on; Wasmtime 48 always
@@ -54,27 +54,54 @@ impl WasockView for StoreState {
     }
 }
 
+/// Why a command did not run to an exit code.
+#[derive(Debug)]
+pub enum RunError {
+    /// The component could not be instantiated (an import failed at link or start time).
+    Instantiate(wasmtime::Error),
+    /// The component does not export `wasi:cli/run`: it is not a command.
+    NotACommand(wasmtime::Error),
+    /// The guest trapped; the error says which trap.
+    Trap(wasmtime::Error),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Instantiate(e) => write!(f, "cannot instantiate the component: {e}"),
+            RunError::NotACommand(e) => write!(f, "not a wasi:cli/command component: {e}"),
+            RunError::Trap(e) => write!(f, "the guest trapped: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
 /// Instantiates `component` and calls its `wasi:cli/run`.
 ///
 /// Returns the exit code: 0 when `run` returns `ok`, 1 when it returns `err`, the code passed
-/// to `wasi:cli/exit` when the guest calls it. A trap is an `Err` whose chain says which trap.
-/// Must be called inside a tokio runtime.
+/// to `wasi:cli/exit` when the guest calls it. Must be called inside a tokio runtime.
 pub async fn run_command(
     engine: &Engine,
     linker: &Linker<StoreState>,
     component: &Component,
     state: StoreState,
-) -> wasmtime::Result<i32> {
+) -> Result<i32, RunError> {
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(RunError::Instantiate)?;
+    let pre = CommandPre::new(pre).map_err(RunError::NotACommand)?;
     let mut store = Store::new(engine, state);
-    let command = Command::instantiate_async(&mut store, component, linker)
+    let command = pre
+        .instantiate_async(&mut store)
         .await
-        .map_err(|e| e.context("cannot instantiate the component"))?;
+        .map_err(RunError::Instantiate)?;
     match command.wasi_cli_run().call_run(&mut store).await {
         Ok(Ok(())) => Ok(0),
         Ok(Err(())) => Ok(1),
         Err(e) => match e.downcast_ref::<I32Exit>() {
             Some(exit) => Ok(exit.0),
-            None => Err(e),
+            None => Err(RunError::Trap(e)),
         },
     }
 }

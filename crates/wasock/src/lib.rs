@@ -17,7 +17,7 @@
 //! use wasock::{StoreState, WasockCtx};
 //!
 //! #[tokio::main]
-//! async fn main() -> anyhow::Result<()> {
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let engine = Engine::new(&wasock::engine_config())?;
 //!     let mut linker = Linker::<StoreState>::new(&engine);
 //!     // All of WASI 0.2: wasmtime-wasi for everything but sockets, wasock for sockets.
@@ -51,7 +51,7 @@ mod udp;
 mod wit;
 
 pub use addr::Family;
-pub use command::{StoreState, engine_config, run_command};
+pub use command::{RunError, StoreState, engine_config, run_command};
 pub use ctx::{WasockCtx, WasockCtxBuilder, WasockCtxView, WasockSockets, WasockView};
 pub use error::{SocketError, SocketResult};
 pub use link::{add_to_linker, add_wasi_to_linker};

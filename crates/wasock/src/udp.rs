@@ -160,6 +160,7 @@ impl UdpSocket {
             generation,
             remote,
             permit: 0,
+            blocked: false,
         };
         Ok((incoming, outgoing))
     }
@@ -298,18 +299,24 @@ pub struct OutgoingDatagramStream {
     remote: Option<SocketAddr>,
     /// Datagrams the last `check-send` permitted and `send` has not used.
     permit: u64,
+    /// The last send would have blocked.
+    blocked: bool,
 }
 
 impl OutgoingDatagramStream {
-    /// `check-send`: a number of datagrams `send` may take now; 0 when the socket cannot send.
+    /// `check-send`: a number of datagrams `send` may take now; 0 while the last send found the
+    /// socket's buffer full and it has not drained yet.
     pub(crate) fn check_send(&mut self) -> SocketResult<u64> {
         if !self.shared.is_current(self.generation) {
             return Err(ErrorCode::InvalidState.into());
         }
-        self.permit = if self.shared.sock.send_ready() {
-            self.shared.gate.tuning.udp_send_permits
-        } else {
+        if self.blocked {
+            self.blocked = !self.shared.sock.send_ready();
+        }
+        self.permit = if self.blocked {
             0
+        } else {
+            self.shared.gate.tuning.udp_send_permits
         };
         Ok(self.permit)
     }
@@ -332,7 +339,10 @@ impl OutgoingDatagramStream {
         for d in datagrams {
             match self.send_one(d) {
                 Ok(true) => sent += 1,
-                Ok(false) => break,
+                Ok(false) => {
+                    self.blocked = true;
+                    break;
+                }
                 Err(code) if sent == 0 => return Err(code.into()),
                 Err(_) => break,
             }

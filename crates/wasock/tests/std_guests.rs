@@ -36,7 +36,10 @@ async fn echo_server_and_client() {
     args.extend(messages);
     let client = run(wasock_guests::STD_ECHO_CLIENT, &args, allow_all()).await;
     let server = server.finish().await;
-    client.assert_passed();
+    assert!(
+        matches!(client.result, Ok(0)) && client.summary_count().is_some(),
+        "the client failed\n{client}\nthe server:\n{server}"
+    );
     for m in messages {
         assert!(
             client.stdout.contains(&format!("sent: {m}\n")),

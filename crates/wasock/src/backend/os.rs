@@ -11,6 +11,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+use tokio::io::Interest;
 
 /// Fails instead of panicking when called outside a tokio runtime (the reactor is needed).
 fn reactor() -> io::Result<()> {
@@ -22,6 +23,18 @@ fn reactor() -> io::Result<()> {
 /// A context whose waker does nothing: polls readiness without waiting.
 fn no_wait() -> Context<'static> {
     Context::from_waker(Waker::noop())
+}
+
+/// After a direct syscall said `WouldBlock`, clears tokio's cached readiness so that the next
+/// wait is real (tokio's `try_io` runs the closure only while it believes the socket is ready).
+fn clear_readiness(try_io: impl FnOnce(&mut dyn FnMut() -> io::Result<()>) -> io::Result<()>) {
+    let _ = try_io(&mut || Err(io::ErrorKind::WouldBlock.into()));
+}
+
+/// Maps a socket2 address of an IP socket to a std one.
+fn ip_addr(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
+    addr.as_socket()
+        .ok_or_else(|| io::Error::other("not an IP address"))
 }
 
 /// Socket options shared by every socket kind, each a thin wrapper over one `setsockopt`.
@@ -197,22 +210,49 @@ impl Listener {
     }
 
     /// Accepts one pending connection without waiting; `Ok(None)` when none is pending.
+    ///
+    /// Calls `accept(2)` directly: the reactor's readiness for a fresh listener may lag.
     pub(crate) fn try_accept(&self) -> io::Result<Option<(Stream, SocketAddr)>> {
-        let taken = match self.stash().take() {
-            Some(accepted) => accepted,
-            None => match self.inner.poll_accept(&mut no_wait()) {
-                Poll::Pending => return Ok(None),
-                Poll::Ready(accepted) => accepted,
-            },
-        };
-        let (inner, peer) = taken?;
-        Ok(Some((
-            Stream {
-                inner,
-                family: self.family,
-            },
-            peer,
-        )))
+        if let Some(accepted) = self.stash().take() {
+            let (inner, peer) = accepted?;
+            return Ok(Some((
+                Stream {
+                    inner,
+                    family: self.family,
+                },
+                peer,
+            )));
+        }
+        match self.sock().accept() {
+            Ok((sock, peer)) => {
+                sock.set_nonblocking(true)?;
+                let inner = tokio::net::TcpStream::from_std(std::net::TcpStream::from(sock))?;
+                Ok(Some((
+                    Stream {
+                        inner,
+                        family: self.family,
+                    },
+                    ip_addr(peer)?,
+                )))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Clears the cached readiness, or takes a connection that just arrived.
+                match self.inner.poll_accept(&mut no_wait()) {
+                    Poll::Pending => Ok(None),
+                    Poll::Ready(accepted) => {
+                        let (inner, peer) = accepted?;
+                        Ok(Some((
+                            Stream {
+                                inner,
+                                family: self.family,
+                            },
+                            peer,
+                        )))
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Waits until a connection is pending (or accepting failed).
@@ -264,13 +304,32 @@ impl Stream {
     pub(crate) fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.inner.set_nodelay(on)
     }
-    /// Reads up to the buffer's spare capacity without zero-filling it.
+    /// Reads up to the buffer's spare capacity without zero-filling it (`WouldBlock` when
+    /// nothing is there). Calls `recv(2)` directly: the reactor's readiness may lag.
     pub(crate) fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
-        self.inner.try_read_buf(buf)
+        let filled = buf.len();
+        match SockRef::from(&self.inner).recv(buf.spare_capacity_mut()) {
+            Ok(n) => {
+                // SAFETY: recv(2) initialized the first `n` bytes of the spare capacity.
+                unsafe { buf.set_len(filled + n) };
+                Ok(n)
+            }
+            Err(e) => {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    clear_readiness(|f| self.inner.try_io(Interest::READABLE, f));
+                }
+                Err(e)
+            }
+        }
     }
-    /// Writes what fits without waiting (`WouldBlock` when nothing does).
+    /// Writes what fits without waiting (`WouldBlock` when nothing does). Calls `send(2)`
+    /// directly, without `SIGPIPE`.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.try_write(buf)
+        let sent = SockRef::from(&self.inner).send_with_flags(buf, libc::MSG_NOSIGNAL);
+        if matches!(&sent, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            clear_readiness(|f| self.inner.try_io(Interest::WRITABLE, f));
+        }
+        sent
     }
     pub(crate) async fn readable(&self) {
         let _ = self.inner.readable().await;
@@ -307,13 +366,30 @@ impl Options for Datagram {
 }
 
 impl Datagram {
+    /// Receives one datagram without waiting. Calls `recvfrom(2)` directly.
     pub(crate) fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.sock.try_recv_from(buf)
+        // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and recvfrom(2) only writes bytes.
+        let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+        match SockRef::from(&self.sock).recv_from(uninit) {
+            Ok((n, from)) => Ok((n, ip_addr(from)?)),
+            Err(e) => {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    clear_readiness(|f| self.sock.try_io(Interest::READABLE, f));
+                }
+                Err(e)
+            }
+        }
     }
+    /// Sends one datagram without waiting. Calls `sendto(2)` directly.
     pub(crate) fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        self.sock.try_send_to(buf, to)
+        let sent =
+            SockRef::from(&self.sock).send_to_with_flags(buf, &to.into(), libc::MSG_NOSIGNAL);
+        if matches!(&sent, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            clear_readiness(|f| self.sock.try_io(Interest::WRITABLE, f));
+        }
+        sent
     }
-    /// Whether a send would go through now.
+    /// Whether the socket is writable now (after a full buffer: whether it drained).
     pub(crate) fn send_ready(&self) -> bool {
         matches!(self.sock.poll_send_ready(&mut no_wait()), Poll::Ready(_))
     }

@@ -1,0 +1,122 @@
+//! The CLI as an operator meets it: exit codes, deny by default, and one clear line per error.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn wasock(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasock"))
+        .args(args)
+        .output()
+        .expect("the wasock binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A scratch file under the target directory, unique to the test.
+fn scratch(name: &str, contents: &[u8]) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// One line on stderr, no backtrace, exit code 2.
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "more than one line: {err}"
+    );
+    assert!(err.starts_with("wasock: error: "), "{err}");
+    assert!(err.contains(needle), "{needle:?} not in {err}");
+    assert!(!err.contains("stack backtrace"), "{err}");
+}
+
+#[test]
+fn missing_file_is_one_line() {
+    let out = wasock(&["run", "/nonexistent/app.wasm"]);
+    assert_one_line_error(&out, "cannot read `/nonexistent/app.wasm`");
+}
+
+#[test]
+fn core_module_is_named_as_such() {
+    let path = scratch("core.wasm", b"\0asm\x01\0\0\0");
+    let out = wasock(&["run", path.to_str().unwrap()]);
+    assert_one_line_error(&out, "is a core WebAssembly module, not a component");
+}
+
+#[test]
+fn garbage_is_not_a_component() {
+    let path = scratch("garbage.wasm", b"this is not wasm");
+    let out = wasock(&["run", path.to_str().unwrap()]);
+    assert_one_line_error(&out, "is not a valid component");
+}
+
+#[test]
+fn unsatisfiable_import_is_named() {
+    let wat =
+        br#"(component (import "example:missing/thing@1.0.0" (instance (export "f" (func)))))"#;
+    let path = scratch("missing-import.wat", wat);
+    let out = wasock(&["run", path.to_str().unwrap()]);
+    assert_one_line_error(&out, "example:missing/thing@1.0.0");
+}
+
+#[test]
+fn non_command_is_named_as_such() {
+    let path = scratch("empty.wat", b"(component)");
+    let out = wasock(&["run", path.to_str().unwrap()]);
+    assert_one_line_error(&out, "is not a command");
+}
+
+#[test]
+fn guest_trap_says_which() {
+    let out = wasock(&["run", "--allow-all-network", wasock_guests::RAW_UDP_TRAP]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(134), "stderr: {err}");
+    assert!(err.contains("trapped"), "{err}");
+    assert!(
+        err.contains("exceeds the 64 permitted by check-send"),
+        "{err}"
+    );
+}
+
+#[test]
+fn network_is_denied_by_default() {
+    // The guest's first bind is refused; it exits non-zero and names the failed check.
+    let out = wasock(&["run", wasock_guests::STD_UDP_ECHO]);
+    assert_ne!(out.status.code(), Some(0), "stdout: {}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("PermissionDenied") || err.contains("Permission denied"),
+        "{err}"
+    );
+}
+
+#[test]
+fn allowed_network_runs_and_passes_exit_code() {
+    let out = wasock(&["run", "--allow-all-network", wasock_guests::STD_UDP_ECHO]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(stdout(&out).contains("checks passed"), "{}", stdout(&out));
+}
+
+#[test]
+fn lookup_is_separate_from_network() {
+    // std-localhost resolves `localhost`: with sockets but no lookups it fails.
+    let out = wasock(&["run", "--allow-all-network", wasock_guests::STD_LOCALHOST]);
+    assert_ne!(out.status.code(), Some(0), "stdout: {}", stdout(&out));
+    let out = wasock(&[
+        "run",
+        "--allow-all-network",
+        "--allow-lookup",
+        wasock_guests::STD_LOCALHOST,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+}
