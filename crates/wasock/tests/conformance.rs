@@ -55,7 +55,10 @@ async fn network_is_denied_by_default() {
         wasock::WasockCtx::builder().build(),
     )
     .await;
-    assert!(matches!(r.result, Ok(1)), "expected exit code 1\n{r}");
+    assert!(
+        matches!(r.result, common::Outcome::Exit(1)),
+        "expected exit code 1\n{r}"
+    );
     assert!(
         r.stderr.contains("access-denied"),
         "expected an access-denied failure\n{r}"

@@ -37,7 +37,7 @@ async fn echo_server_and_client() {
     let client = run(wasock_guests::STD_ECHO_CLIENT, &args, allow_all()).await;
     let server = server.finish().await;
     assert!(
-        matches!(client.result, Ok(0)) && client.summary_count().is_some(),
+        matches!(client.result, common::Outcome::Exit(0)) && client.summary_count().is_some(),
         "the client failed\n{client}\nthe server:\n{server}"
     );
     for m in messages {

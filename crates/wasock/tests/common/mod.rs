@@ -15,7 +15,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasock::{StoreState, WasockCtx};
+use wasock::{RunError, StoreState, WasockCtx};
 
 /// How long a single guest may run before the test gives up on it.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -76,7 +76,7 @@ pub fn allow_all() -> WasockCtx {
 /// A guest running in its own store on a tokio task.
 pub struct Running {
     pub name: String,
-    handle: tokio::task::JoinHandle<wasmtime::Result<i32>>,
+    handle: tokio::task::JoinHandle<Outcome>,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
@@ -96,10 +96,13 @@ pub fn spawn(path: &str, args: &[&str], sockets: WasockCtx) -> Running {
         .build();
     let state = StoreState::new(wasi, sockets);
     let linker = linker();
-    let handle =
-        tokio::spawn(
-            async move { wasock::run_command(engine(), &linker, &component, state).await },
-        );
+    let handle = tokio::spawn(async move {
+        match wasock::run_command(engine(), &linker, &component, state).await {
+            Ok(code) => Outcome::Exit(code),
+            Err(RunError::Trap(e)) => Outcome::Trap(format!("{e:?}")),
+            Err(e) => Outcome::Error(format!("{e}\n{e:?}")),
+        }
+    });
     Running {
         name,
         handle,
@@ -133,13 +136,9 @@ impl Running {
     /// Waits (bounded by [`RUN_TIMEOUT`]) for the guest to end.
     pub async fn finish(self) -> Run {
         let result = match tokio::time::timeout(RUN_TIMEOUT, self.handle).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(join)) => Err(wasmtime::Error::msg(format!(
-                "the task running the guest failed: {join}"
-            ))),
-            Err(_) => Err(wasmtime::Error::msg(format!(
-                "the guest did not finish within {RUN_TIMEOUT:?}"
-            ))),
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(join)) => Outcome::Error(format!("the task running the guest failed: {join}")),
+            Err(_) => Outcome::Error(format!("the guest did not finish within {RUN_TIMEOUT:?}")),
         };
         Run {
             name: self.name,
@@ -155,11 +154,21 @@ pub async fn run(path: &str, args: &[&str], sockets: WasockCtx) -> Run {
     spawn(path, args, sockets).finish().await
 }
 
+/// How a guest run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The guest exited (0 for a normal return).
+    Exit(i32),
+    /// The guest trapped; the error chain as text.
+    Trap(String),
+    /// It could not run (instantiation failed, not a command) or the harness gave up.
+    Error(String),
+}
+
 /// The outcome of one guest run.
 pub struct Run {
     pub name: String,
-    /// `Ok(exit code)`, or `Err` on a trap (or a harness timeout).
-    pub result: wasmtime::Result<i32>,
+    pub result: Outcome,
     pub stdout: String,
     pub stderr: String,
 }
@@ -168,8 +177,9 @@ impl fmt::Display for Run {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "guest `{}`", self.name)?;
         match &self.result {
-            Ok(code) => writeln!(f, "exit code: {code}")?,
-            Err(e) => writeln!(f, "error (trap?): {e:?}")?,
+            Outcome::Exit(code) => writeln!(f, "exit code: {code}")?,
+            Outcome::Trap(e) => writeln!(f, "TRAP: {e}")?,
+            Outcome::Error(e) => writeln!(f, "ERROR: {e}")?,
         }
         writeln!(f, "--- stdout ---\n{}", self.stdout)?;
         writeln!(f, "--- stderr ---\n{}", self.stderr)
@@ -181,12 +191,15 @@ impl Run {
     #[track_caller]
     pub fn assert_passed(&self) -> u32 {
         assert!(
-            matches!(self.result, Ok(0)),
+            matches!(self.result, Outcome::Exit(0)),
             "{} did not exit with 0\n{self}",
             self.name
         );
         match self.summary_count() {
-            Some(n) => n,
+            Some(n) => {
+                println!("{}: {n} checks passed", self.name);
+                n
+            }
             None => panic!("no `{}: N checks passed` line\n{self}", self.name),
         }
     }
@@ -206,22 +219,19 @@ impl Run {
     #[track_caller]
     pub fn assert_exit_zero(&self) {
         assert!(
-            matches!(self.result, Ok(0)),
+            matches!(self.result, Outcome::Exit(0)),
             "{} did not exit with 0\n{self}",
             self.name
         );
     }
 
-    /// Asserts the run ended in a trap (an error, not an exit code); returns the error
-    /// chain as text.
+    /// Asserts the run ended in a trap (not an exit, not a failure to run); returns the
+    /// error chain as text.
     #[track_caller]
     pub fn assert_trapped(&self) -> String {
         match &self.result {
-            Err(e) => format!("{e:?}"),
-            Ok(code) => panic!(
-                "{} exited with code {code} instead of trapping\n{self}",
-                self.name
-            ),
+            Outcome::Trap(e) => e.clone(),
+            _ => panic!("{} did not end in a trap\n{self}", self.name),
         }
     }
 }

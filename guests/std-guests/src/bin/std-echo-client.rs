@@ -25,8 +25,9 @@ fn main() {
     );
     let peer = expect_ok("peer_addr", stream.peer_addr());
     println!("connected to {peer}");
-    let mut writer = expect_ok("try_clone", stream.try_clone());
-    let mut reader = BufReader::new(stream);
+    // One stream, used through `&TcpStream` for both directions (wasip2 has no dup).
+    let mut writer = &stream;
+    let mut reader = BufReader::new(&stream);
 
     for msg in &messages {
         if msg.contains('\n') {

@@ -19,6 +19,8 @@ struct Conn {
 struct Served {
     stream: TcpStream,
     pending: Vec<u8>,
+    received: usize,
+    sent: usize,
 }
 
 fn main() {
@@ -73,10 +75,14 @@ fn main() {
             break;
         }
         if deadline.expired() || rounds > 1_000_000 {
+            let line = conns[0].expected.len();
+            let got_line = served.iter().filter(|s| s.received >= line).count();
+            let echoed = served.iter().filter(|s| s.sent >= line).count();
             fail(
                 "all connections echoed",
                 format!(
-                    "{done} of {count} echoes complete, {} accepted, after {rounds} rounds",
+                    "{done} of {count} echoes complete after {rounds} rounds: {} accepted, \
+                     {got_line} server sides received their line, {echoed} echoed it back",
                     served.len()
                 ),
             );
@@ -107,6 +113,8 @@ fn accept_pending(listener: &TcpListener, served: &mut Vec<Served>) {
                 served.push(Served {
                     stream,
                     pending: Vec::new(),
+                    received: 0,
+                    sent: 0,
                 });
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -117,11 +125,14 @@ fn accept_pending(listener: &TcpListener, served: &mut Vec<Served>) {
 
 /// Reads what the server side has and writes it back.
 fn pump_echo(s: &mut Served) {
+    let before = s.pending.len();
     read_available(&mut s.stream, &mut s.pending);
+    s.received += s.pending.len() - before;
     while !s.pending.is_empty() {
         match s.stream.write(&s.pending) {
             Ok(n) => {
                 s.pending.drain(..n);
+                s.sent += n;
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return,
             Err(e) => fail("server write", e),
