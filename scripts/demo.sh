@@ -7,9 +7,10 @@ bash scripts/setup.sh
 echo "== building wasock and the guest components (first build takes a few minutes)"
 cargo build --quiet -p wasock-cli
 cargo build --quiet --release --target wasm32-wasip2 --manifest-path guests/Cargo.toml \
+    --target-dir target/wasm-guests \
     --bin std-echo-server --bin std-echo-client
 wasock=target/debug/wasock
-guests=guests/target/wasm32-wasip2/release
+guests=target/wasm-guests/wasm32-wasip2/release
 log=$(mktemp)
 trap 'kill "$server" 2>/dev/null || true; rm -f "$log"' EXIT
 

@@ -16,6 +16,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("RAW_UDP", "raw-udp"),
     ("RAW_UDP_TRAP", "raw-udp-trap"),
     ("RAW_LOOKUP", "raw-lookup"),
+    ("RAW_LIMITS", "raw-limits"),
     ("UDP_V021", "udp-v021"),
     ("TCP_V020", "tcp-v020"),
     ("STD_ECHO_SERVER", "std-echo-server"),

@@ -1,7 +1,7 @@
 //! The per-instance context an embedder builds, and the gate every guest operation passes.
 
 use crate::bindings::network::ErrorCode;
-use crate::limits::{Accounting, Limits, Stats};
+use crate::limits::{Accounting, Counters, Limits, Stats};
 use crate::policy::{Action, DenyAll, Policy, Switches, Verdict};
 use std::sync::Arc;
 use wasmtime::component::{HasData, ResourceTable};
@@ -22,6 +22,11 @@ impl WasockCtx {
     /// The instance's counters now.
     pub fn stats(&self) -> Stats {
         self.gate.acct.stats()
+    }
+
+    /// A handle on the instance's counters that stays valid after the store is dropped.
+    pub fn counters(&self) -> Counters {
+        Counters(self.gate.acct.clone())
     }
 }
 
@@ -118,7 +123,7 @@ pub(crate) struct Gate {
 impl Gate {
     /// Puts `action` to the policy; a refusal is counted, traced and returned as `access-denied`.
     pub(crate) fn check(&self, action: Action<'_>) -> Result<(), ErrorCode> {
-        match self.policy.decide(&action) {
+        match self.policy.decide(&action, &()).verdict {
             Verdict::Allow => {
                 tracing::trace!(target: "wasock::policy", op = action.op(), ?action, "allow");
                 Ok(())

@@ -117,6 +117,15 @@ pub(crate) fn create_error(e: &io::Error) -> ErrorCode {
     }
 }
 
+/// `connect` errors: on Linux `EADDRNOTAVAIL` there means the implicit bind found no free
+/// ephemeral port, which the WIT calls `address-in-use`.
+pub(crate) fn connect_error(e: &io::Error) -> ErrorCode {
+    match e.raw_os_error() {
+        Some(libc::EADDRNOTAVAIL) => ErrorCode::AddressInUse,
+        _ => from_io(e),
+    }
+}
+
 /// Maps a `getaddrinfo` failure (`EAI_*`) to the spec's resolver error codes.
 pub(crate) fn from_lookup(kind: dns_lookup::LookupErrorKind) -> ErrorCode {
     use dns_lookup::LookupErrorKind as K;

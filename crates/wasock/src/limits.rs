@@ -68,6 +68,14 @@ impl Accounting {
         Ok(SocketSlot(self.clone()))
     }
 
+    /// Whether a new socket would exceed the limit (checked before taking a connection off a
+    /// listener's queue, so that a refused accept leaves it queued).
+    pub(crate) fn at_socket_limit(&self) -> bool {
+        self.limits
+            .max_sockets
+            .is_some_and(|max| self.open.load(Relaxed) >= max)
+    }
+
     pub(crate) fn bytes_in(&self, n: usize) {
         self.bytes_in.fetch_add(n as u64, Relaxed);
     }
@@ -99,6 +107,18 @@ impl Accounting {
             datagrams_out: self.datagrams_out.load(Relaxed),
             denials: self.denials.load(Relaxed),
         }
+    }
+}
+
+/// A handle on an instance's counters that outlives its store (for reports after the guest
+/// has exited, like `wasock run --stats`).
+#[derive(Clone, Debug)]
+pub struct Counters(pub(crate) Arc<Accounting>);
+
+impl Counters {
+    /// The counters now.
+    pub fn stats(&self) -> Stats {
+        self.0.stats()
     }
 }
 

@@ -11,13 +11,13 @@ use crate::addr::{self, Family};
 use crate::backend::{Listener, Options, RawSocket};
 use crate::bindings::network::{ErrorCode, IpSocketAddress};
 use crate::ctx::Gate;
-use crate::error::{SocketResult, from_io};
+use crate::error::{SocketResult, connect_error};
 use crate::limits::SocketSlot;
 use crate::network::NetworkId;
 use crate::options;
 use crate::policy::{Action, Protocol};
 use std::net::Shutdown;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 use streams::Conn;
 use wasmtime_wasi_io::poll::Pollable;
@@ -41,12 +41,13 @@ enum State {
     Closed,
 }
 
-/// What the socket's pollables wait on in the current state.
+/// What the socket's pollables wait on in the current state. Weak, so that a pollable never
+/// keeps a dropped socket's connection or port open; once the socket is gone it is ready.
 #[derive(Clone)]
 enum Wait {
     Nothing,
-    Connect(Arc<Conn>),
-    Accept(Arc<Listener>),
+    Connect(Weak<Conn>),
+    Accept(Weak<Listener>),
 }
 
 /// A `tcp-socket` resource.
@@ -164,10 +165,10 @@ impl TcpSocket {
         match sock.connect(remote) {
             Ok(stream) => {
                 let conn = Conn::new(stream, &self.gate);
-                self.set_wait(Wait::Connect(conn.clone()));
+                self.set_wait(Wait::Connect(Arc::downgrade(&conn)));
                 self.state = State::ConnectInProgress(conn);
             }
-            Err(e) => self.state = State::ConnectFailed(from_io(&e)),
+            Err(e) => self.state = State::ConnectFailed(connect_error(&e)),
         }
         Ok(())
     }
@@ -189,7 +190,7 @@ impl TcpSocket {
                 }
                 Poll::Ready(Err(e)) => {
                     self.set_wait(Wait::Nothing);
-                    Err(e.into())
+                    Err(connect_error(&e).into())
                 }
             },
             State::ConnectFailed(code) => Err(code.into()),
@@ -224,7 +225,7 @@ impl TcpSocket {
     pub(crate) fn finish_listen(&mut self) -> SocketResult<()> {
         match std::mem::replace(&mut self.state, State::Closed) {
             State::ListenInProgress(l) => {
-                self.set_wait(Wait::Accept(l.clone()));
+                self.set_wait(Wait::Accept(Arc::downgrade(&l)));
                 self.state = State::Listening(l);
                 Ok(())
             }
@@ -235,13 +236,17 @@ impl TcpSocket {
         }
     }
 
-    /// `accept`: valid in `listening`; a peer the policy refuses is reset and skipped.
+    /// `accept`: valid in `listening`; a peer the policy refuses is reset and skipped. At the
+    /// socket limit it is `new-socket-limit` and the pending connection stays queued.
     pub(crate) fn accept(&mut self) -> SocketResult<(TcpSocket, StreamPair)> {
         let State::Listening(listener) = &self.state else {
             return Err(ErrorCode::InvalidState.into());
         };
         let local = listener.local_addr()?;
         for _ in 0..ACCEPT_ATTEMPTS {
+            if self.gate.acct.at_socket_limit() {
+                return Err(ErrorCode::NewSocketLimit.into());
+            }
             let Some((stream, peer)) = listener.try_accept()? else {
                 break;
             };
@@ -406,8 +411,16 @@ impl Pollable for TcpReadiness {
         let wait = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match wait {
             Wait::Nothing => {}
-            Wait::Connect(conn) => conn.io().writable().await,
-            Wait::Accept(listener) => listener.ready().await,
+            Wait::Connect(conn) => {
+                if let Some(conn) = conn.upgrade() {
+                    conn.io().writable().await
+                }
+            }
+            Wait::Accept(listener) => {
+                if let Some(listener) = listener.upgrade() {
+                    listener.ready().await
+                }
+            }
         }
     }
 }

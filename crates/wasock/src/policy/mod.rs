@@ -5,7 +5,8 @@
 //! names, mapping) plugs in as another `Policy`.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// Transport protocol of a socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -73,11 +74,61 @@ pub enum Verdict {
     Deny,
 }
 
+/// A verdict and the rule that reached it, for the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Allow or deny.
+    pub verdict: Verdict,
+    /// The deciding rule as the operator wrote it; `None` for the default (deny) or a switch.
+    pub rule: Option<Arc<str>>,
+}
+
+impl Decision {
+    /// Allowed by `rule`.
+    pub fn allow(rule: Option<Arc<str>>) -> Self {
+        Decision {
+            verdict: Verdict::Allow,
+            rule,
+        }
+    }
+
+    /// Denied by `rule` (`None`: nothing allowed it).
+    pub fn deny(rule: Option<Arc<str>>) -> Self {
+        Decision {
+            verdict: Verdict::Deny,
+            rule,
+        }
+    }
+}
+
+/// What this instance's own lookups returned: the memory behind name-bound grants.
+pub trait NameBook {
+    /// Every name (normalized) whose lookup by this instance returned `ip`.
+    fn names_of(&self, ip: IpAddr) -> &[String];
+}
+
+/// A book with nothing in it.
+impl NameBook for () {
+    fn names_of(&self, _: IpAddr) -> &[String] {
+        &[]
+    }
+}
+
 /// Decides guest network operations. Must be cheap and must not block: it runs on every
 /// connect, accept, datagram and lookup.
 pub trait Policy: Send + Sync + 'static {
-    /// Decide one operation.
-    fn decide(&self, action: &Action<'_>) -> Verdict;
+    /// Decide one operation; `names` says which names this instance resolved to which addresses.
+    fn decide(&self, action: &Action<'_>, names: &dyn NameBook) -> Decision;
+
+    /// Fixed answers for a (normalized) name, given instead of asking the resolver (`name->addr`).
+    fn mapped_name(&self, _name: &str) -> Option<Vec<IpAddr>> {
+        None
+    }
+
+    /// The host port a guest's bind to `local` really uses (`:80->8080`); `None`: the same.
+    fn mapped_port(&self, _proto: Protocol, _local: SocketAddr) -> Option<u16> {
+        None
+    }
 }
 
 /// Refuses everything: the default.
@@ -85,8 +136,8 @@ pub trait Policy: Send + Sync + 'static {
 pub struct DenyAll;
 
 impl Policy for DenyAll {
-    fn decide(&self, _: &Action<'_>) -> Verdict {
-        Verdict::Deny
+    fn decide(&self, _: &Action<'_>, _: &dyn NameBook) -> Decision {
+        Decision::deny(None)
     }
 }
 
@@ -95,8 +146,8 @@ impl Policy for DenyAll {
 pub struct AllowAll;
 
 impl Policy for AllowAll {
-    fn decide(&self, _: &Action<'_>) -> Verdict {
-        Verdict::Allow
+    fn decide(&self, _: &Action<'_>, _: &dyn NameBook) -> Decision {
+        Decision::allow(None)
     }
 }
 
@@ -111,15 +162,15 @@ pub struct Switches {
 }
 
 impl Policy for Switches {
-    fn decide(&self, action: &Action<'_>) -> Verdict {
-        let allowed = match action {
-            Action::Resolve { .. } => self.lookup,
-            _ => self.network,
+    fn decide(&self, action: &Action<'_>, _: &dyn NameBook) -> Decision {
+        let (allowed, switch) = match action {
+            Action::Resolve { .. } => (self.lookup, "--allow-lookup"),
+            _ => (self.network, "--allow-all-network"),
         };
         if allowed {
-            Verdict::Allow
+            Decision::allow(Some(switch.into()))
         } else {
-            Verdict::Deny
+            Decision::deny(None)
         }
     }
 }
@@ -140,15 +191,15 @@ mod tests {
             network: false,
             lookup: true,
         };
-        assert_eq!(only_lookup.decide(&connect), Verdict::Deny);
-        assert_eq!(only_lookup.decide(&resolve), Verdict::Allow);
+        assert_eq!(only_lookup.decide(&connect, &()).verdict, Verdict::Deny);
+        assert_eq!(only_lookup.decide(&resolve, &()).verdict, Verdict::Allow);
         let only_net = Switches {
             network: true,
             lookup: false,
         };
-        assert_eq!(only_net.decide(&connect), Verdict::Allow);
-        assert_eq!(only_net.decide(&resolve), Verdict::Deny);
-        assert_eq!(DenyAll.decide(&connect), Verdict::Deny);
-        assert_eq!(AllowAll.decide(&resolve), Verdict::Allow);
+        assert_eq!(only_net.decide(&connect, &()).verdict, Verdict::Allow);
+        assert_eq!(only_net.decide(&resolve, &()).verdict, Verdict::Deny);
+        assert_eq!(DenyAll.decide(&connect, &()).verdict, Verdict::Deny);
+        assert_eq!(AllowAll.decide(&resolve, &()).verdict, Verdict::Allow);
     }
 }
