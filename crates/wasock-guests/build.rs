@@ -19,6 +19,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("RAW_LIMITS", "raw-limits"),
     ("UDP_V021", "udp-v021"),
     ("TCP_V020", "tcp-v020"),
+    ("STD_CLI", "std-cli"),
     ("STD_ECHO_SERVER", "std-echo-server"),
     ("STD_ECHO_CLIENT", "std-echo-client"),
     ("STD_UDP_ECHO", "std-udp-echo"),

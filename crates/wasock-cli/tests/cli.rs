@@ -120,3 +120,60 @@ fn lookup_is_separate_from_network() {
     ]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
 }
+
+#[test]
+fn stdio_args_env_dirs_and_exit_code_pass_through() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("hello.txt"), "hello from the host\n").unwrap();
+    let preopen = format!("{}::/data", dir.display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasock"))
+        .args(["run", "--env", "GREETING=hi there", "--dir", &preopen])
+        .args([wasock_guests::STD_CLI, "--", "stdin", "7"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"typed line\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    // WASI 0.2's `exit` carries only ok/err, so Rust std's `exit(7)` arrives as err: 1.
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    assert!(text.contains("args: stdin 7"), "{text}");
+    assert!(text.contains("GREETING=hi there"), "{text}");
+    assert!(text.contains("file: hello from the host"), "{text}");
+    assert!(text.contains("stdin: typed line"), "{text}");
+    assert!(stderr(&out).contains("to stderr"));
+}
+
+#[test]
+fn env_is_not_inherited_by_default() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wasock"))
+        .env("GREETING", "from the host")
+        .args(["run", wasock_guests::STD_CLI])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(
+        stdout(&out).contains("GREETING=<unset>"),
+        "{}",
+        stdout(&out)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wasock"))
+        .env("GREETING", "from the host")
+        .args(["run", "--env", "GREETING", wasock_guests::STD_CLI])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("GREETING=from the host"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -258,6 +258,14 @@ fn bind_address_in_use_then_retry(net: &Network) {
     let l = tcp_listener("addr-in-use: listener", net, Family::Ipv4);
     let port = port_of(&local_addr_tcp("addr-in-use: listener address", &l));
     let s = new_tcp("addr-in-use: create", Family::Ipv4);
+    // "`address-not-bindable`: `local-address` is not an address that the `network` can bind
+    // to. (EADDRNOTAVAIL)" — a documentation address is on no local interface (bind sends
+    // nothing), and the failed bind may be retried.
+    expect_err(
+        "bind: an address on no local interface",
+        tcp_bind("bind: not bindable", &s, net, v4((192, 0, 2, 1), 0)),
+        E::AddressNotBindable,
+    );
     expect_err(
         "bind: port of a listening socket",
         tcp_bind("bind: port in use", &s, net, lo4(port)),
