@@ -1,8 +1,9 @@
 //! The per-instance context an embedder builds, and the gate every guest operation passes.
 
-use crate::bindings::network::ErrorCode;
+use crate::audit::{AuditSink, PolicyMode};
+use crate::gate::{Gate, Tuning};
 use crate::limits::{Accounting, Counters, Limits, Stats};
-use crate::policy::{Action, DenyAll, Policy, Switches, Verdict};
+use crate::policy::{DenyAll, Policy, Switches};
 use std::sync::Arc;
 use wasmtime::component::{HasData, ResourceTable};
 
@@ -30,30 +31,6 @@ impl WasockCtx {
     }
 }
 
-/// Host-side socket behaviour that is not policy.
-#[derive(Clone, Debug)]
-pub(crate) struct Tuning {
-    /// `TCP_NODELAY` on every connected socket (WASI 0.2 gives guests no way to set it).
-    pub(crate) tcp_nodelay: bool,
-    /// Datagrams granted by one UDP `check-send`.
-    pub(crate) udp_send_permits: u64,
-    /// Bytes granted by one TCP `check-write` (and so the most buffered host-side per stream).
-    pub(crate) tcp_write_budget: usize,
-    /// How long a name lookup may take before `temporary-resolver-failure`.
-    pub(crate) lookup_timeout: std::time::Duration,
-}
-
-impl Default for Tuning {
-    fn default() -> Self {
-        Tuning {
-            tcp_nodelay: true,
-            udp_send_permits: 64,
-            tcp_write_budget: 64 * 1024,
-            lookup_timeout: crate::lookup::DEFAULT_TIMEOUT,
-        }
-    }
-}
-
 /// Configures a [`WasockCtx`].
 #[derive(Default)]
 pub struct WasockCtxBuilder {
@@ -61,6 +38,9 @@ pub struct WasockCtxBuilder {
     policy: Option<Arc<dyn Policy>>,
     limits: Limits,
     tuning: Tuning,
+    mode: PolicyMode,
+    audit: Option<Arc<dyn AuditSink>>,
+    instance: Option<Arc<str>>,
 }
 
 impl WasockCtxBuilder {
@@ -79,6 +59,30 @@ impl WasockCtxBuilder {
     /// Decides every operation with `policy` instead of the allow switches.
     pub fn policy(mut self, policy: impl Policy) -> Self {
         self.policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// Enforce the policy (default) or only record what it would deny.
+    pub fn policy_mode(mut self, mode: PolicyMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sends a record of every decision to `sink` (see [`crate::audit`]).
+    pub fn audit(mut self, sink: impl AuditSink) -> Self {
+        self.audit = Some(Arc::new(sink));
+        self
+    }
+
+    /// Sends a record of every decision to a sink shared with other instances.
+    pub fn audit_shared(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// The instance's name in audit records (default `"guest"`).
+    pub fn instance_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.instance = Some(name.into());
         self
     }
 
@@ -102,37 +106,16 @@ impl WasockCtxBuilder {
             None if self.switches == Switches::default() => Arc::new(DenyAll),
             None => Arc::new(self.switches),
         };
-        let gate = Gate {
+        let gate = Gate::new(
             policy,
-            acct: Arc::new(Accounting::new(self.limits)),
-            tuning: self.tuning,
-        };
+            self.mode,
+            self.audit,
+            self.instance.unwrap_or_else(|| "guest".into()),
+            Arc::new(Accounting::new(self.limits)),
+            self.tuning,
+        );
         WasockCtx {
             gate: Arc::new(gate),
-        }
-    }
-}
-
-/// The one decision point and one accounting point, shared by an instance's sockets.
-pub(crate) struct Gate {
-    policy: Arc<dyn Policy>,
-    pub(crate) acct: Arc<Accounting>,
-    pub(crate) tuning: Tuning,
-}
-
-impl Gate {
-    /// Puts `action` to the policy; a refusal is counted, traced and returned as `access-denied`.
-    pub(crate) fn check(&self, action: Action<'_>) -> Result<(), ErrorCode> {
-        match self.policy.decide(&action, &()).verdict {
-            Verdict::Allow => {
-                tracing::trace!(target: "wasock::policy", op = action.op(), ?action, "allow");
-                Ok(())
-            }
-            Verdict::Deny => {
-                self.acct.denied();
-                tracing::debug!(target: "wasock::policy", op = action.op(), ?action, "deny");
-                Err(ErrorCode::AccessDenied)
-            }
         }
     }
 }

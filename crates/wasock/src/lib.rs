@@ -6,8 +6,9 @@
 //!   delegating to
 //! - the state machines: `tcp`, `udp`, `lookup`, written once over
 //! - the backend seam `backend` (OS sockets today);
-//! - `addr` (address rules), `error` (OS → `error-code` table), [`policy`] (decision point),
-//!   [`limits`] (accounting point), and [`WasockCtx`] that ties them together per instance.
+//! - `addr` (address rules), `error` (OS → `error-code` table), [`policy`] (the decisions),
+//!   `gate` (the one decision and accounting point: policy, name book, [`audit`], [`limits`]),
+//!   and [`WasockCtx`] that configures them per instance.
 //!
 //! # Embedding
 //!
@@ -34,12 +35,14 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod addr;
+pub mod audit;
 mod backend;
 #[allow(missing_docs)]
 pub mod bindings;
 mod command;
 mod ctx;
 mod error;
+mod gate;
 pub mod limits;
 mod link;
 mod lookup;

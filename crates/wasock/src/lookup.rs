@@ -1,12 +1,13 @@
 //! The name-lookup state machine of `wasi:sockets/ip-name-lookup`.
 //!
 //! `resolve-addresses` never blocks: IP literals are answered at once (policy or not: they are
-//! checked when used), names are validated and IDNA-encoded, put to the policy, then resolved in
-//! the background; `resolve-next-address` reads the results in order.
+//! checked when used), names are validated and IDNA-encoded, put to the policy, answered from a
+//! policy mapping (`name->addr`) or resolved in the background; `resolve-next-address` reads the
+//! results in order. What a name returned is remembered for the instance's name-bound grants.
 
 use crate::addr;
 use crate::bindings::network::ErrorCode;
-use crate::ctx::Gate;
+use crate::gate::Gate;
 use crate::policy::Action;
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -48,18 +49,26 @@ impl ResolveAddressStream {
                 state: Lookup::Failed(ErrorCode::PermanentResolverFailure),
             });
         }
+        if let Some(fixed) = gate.mapped_name(&name) {
+            let addrs = ordered(fixed);
+            gate.remember(&name, &addrs);
+            return Ok(Self::done(addrs));
+        }
         let (tx, rx) = watch::channel(None);
-        let timeout = gate.tuning.lookup_timeout;
         let rt = tokio::runtime::Handle::try_current().map_err(|_| ErrorCode::Unknown)?;
+        let gate = gate.clone();
         rt.spawn(async move {
-            let outcome = match tokio::time::timeout(timeout, crate::backend::resolve(name)).await {
-                Ok(r) => r.map(ordered).and_then(|a| {
-                    if a.is_empty() {
-                        Err(ErrorCode::NameUnresolvable)
-                    } else {
-                        Ok(a)
+            let timeout = gate.tuning.lookup_timeout;
+            let lookup = crate::backend::resolve(name.clone());
+            let outcome = match tokio::time::timeout(timeout, lookup).await {
+                Ok(Ok(addrs)) => match ordered(addrs) {
+                    addrs if addrs.is_empty() => Err(ErrorCode::NameUnresolvable),
+                    addrs => {
+                        gate.remember(&name, &addrs);
+                        Ok(addrs)
                     }
-                }),
+                },
+                Ok(Err(code)) => Err(code),
                 Err(_elapsed) => Err(ErrorCode::TemporaryResolverFailure),
             };
             let _ = tx.send(Some(outcome));

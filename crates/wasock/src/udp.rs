@@ -11,8 +11,8 @@ use crate::addr::{self, Family};
 use crate::backend::{Datagram, Options, RawSocket};
 use crate::bindings::network::{ErrorCode, IpSocketAddress};
 use crate::bindings::udp::{IncomingDatagram, OutgoingDatagram};
-use crate::ctx::Gate;
 use crate::error::{SocketError, SocketResult, from_io};
+use crate::gate::{Gate, PortMap};
 use crate::limits::SocketSlot;
 use crate::network::NetworkId;
 use crate::options;
@@ -41,6 +41,8 @@ struct Shared {
     sock: Datagram,
     /// Bumped by every `stream` call; a stream pair works only while it holds the newest value.
     generation: AtomicU64,
+    /// The guest's bound port where the policy maps it to another host port.
+    ports: PortMap,
     gate: Arc<Gate>,
 }
 
@@ -55,6 +57,7 @@ pub struct UdpSocket {
     family: Family,
     state: State,
     remote: Option<SocketAddr>,
+    ports: PortMap,
     gate: Arc<Gate>,
     _slot: SocketSlot,
 }
@@ -71,6 +74,7 @@ impl UdpSocket {
             family,
             state: State::Unbound(sock),
             remote: None,
+            ports: PortMap::default(),
             gate: gate.clone(),
             _slot: slot,
         })
@@ -99,7 +103,9 @@ impl UdpSocket {
             proto: Protocol::Udp,
             local,
         })?;
-        sock.bind(local)?;
+        let ports = self.gate.port_map(Protocol::Udp, local);
+        sock.bind(ports.to_host(local))?;
+        self.ports = ports;
         let State::Unbound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("state checked above");
         };
@@ -115,6 +121,7 @@ impl UdpSocket {
                 let shared = Shared {
                     sock,
                     generation: AtomicU64::new(0),
+                    ports: self.ports,
                     gate: self.gate.clone(),
                 };
                 self.state = State::Bound(Arc::new(shared));
@@ -168,7 +175,7 @@ impl UdpSocket {
     /// `local-address`: `bound` only.
     pub(crate) fn local_address(&self) -> SocketResult<IpSocketAddress> {
         match &self.state {
-            State::Bound(b) => Ok(addr::from_std(b.sock.local_addr()?)),
+            State::Bound(b) => Ok(addr::from_std(b.ports.to_guest(b.sock.local_addr()?))),
             _ => Err(ErrorCode::InvalidState.into()),
         }
     }
@@ -249,7 +256,7 @@ impl IncomingDatagramStream {
         if self.buf.is_empty() {
             self.buf = vec![0; MAX_DATAGRAM + 8];
         }
-        let local = self.shared.sock.local_addr()?;
+        let local = self.shared.ports.to_guest(self.shared.sock.local_addr()?);
         // Dropped datagrams count too, so a flood of refused senders cannot hold the call.
         for _ in 0..want * 4 {
             if out.len() == want {

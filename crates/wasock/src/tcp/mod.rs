@@ -10,8 +10,8 @@ pub(crate) use streams::{TcpReader, TcpWriter};
 use crate::addr::{self, Family};
 use crate::backend::{Listener, Options, RawSocket};
 use crate::bindings::network::{ErrorCode, IpSocketAddress};
-use crate::ctx::Gate;
 use crate::error::{SocketResult, connect_error};
+use crate::gate::{Gate, PortMap};
 use crate::limits::SocketSlot;
 use crate::network::NetworkId;
 use crate::options;
@@ -55,6 +55,8 @@ pub struct TcpSocket {
     family: Family,
     state: State,
     network: Option<NetworkId>,
+    /// The guest's bound port where the policy maps it to another host port.
+    ports: PortMap,
     backlog: u32,
     gate: Arc<Gate>,
     wait: Arc<Mutex<Wait>>,
@@ -80,6 +82,7 @@ impl TcpSocket {
             family,
             state,
             network: None,
+            ports: PortMap::default(),
             backlog: DEFAULT_BACKLOG,
             gate: gate.clone(),
             wait: Arc::new(Mutex::new(Wait::Nothing)),
@@ -115,7 +118,9 @@ impl TcpSocket {
             proto: Protocol::Tcp,
             local,
         })?;
-        sock.bind(local)?;
+        let ports = self.gate.port_map(Protocol::Tcp, local);
+        sock.bind(ports.to_host(local))?;
+        self.ports = ports;
         let State::Unbound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("state checked above");
         };
@@ -206,7 +211,7 @@ impl TcpSocket {
         let State::Bound(sock) = &self.state else {
             return Err(ErrorCode::InvalidState.into());
         };
-        let local = sock.local_addr()?;
+        let local = self.ports.to_guest(sock.local_addr()?);
         self.gate.check(Action::Listen { local })?;
         let State::Bound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("state checked above");
@@ -242,7 +247,7 @@ impl TcpSocket {
         let State::Listening(listener) = &self.state else {
             return Err(ErrorCode::InvalidState.into());
         };
-        let local = listener.local_addr()?;
+        let local = self.ports.to_guest(listener.local_addr()?);
         for _ in 0..ACCEPT_ATTEMPTS {
             if self.gate.acct.at_socket_limit() {
                 return Err(ErrorCode::NewSocketLimit.into());
@@ -260,6 +265,7 @@ impl TcpSocket {
             let pair = Conn::streams(&conn);
             let mut sock = Self::with_state(&self.gate, self.family, State::Connected(conn), slot);
             sock.network = self.network;
+            sock.ports = self.ports;
             return Ok((sock, pair));
         }
         Err(ErrorCode::WouldBlock.into())
@@ -272,7 +278,9 @@ impl TcpSocket {
             | State::BindInProgress(_)
             | State::ConnectFailed(_)
             | State::Closed => Err(ErrorCode::InvalidState.into()),
-            _ => Ok(addr::from_std(self.options()?.local_addr()?)),
+            _ => Ok(addr::from_std(
+                self.ports.to_guest(self.options()?.local_addr()?),
+            )),
         }
     }
 

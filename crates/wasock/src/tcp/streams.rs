@@ -5,7 +5,7 @@
 //! sends nothing (no implicit shutdown).
 
 use crate::backend::Stream;
-use crate::ctx::Gate;
+use crate::gate::Gate;
 use bytes::{Bytes, BytesMut};
 use std::io;
 use std::net::Shutdown;

@@ -15,7 +15,10 @@ fn main() {
     start("raw-limits");
     let limit: usize = match std::env::args().nth(1).map(|a| a.parse()) {
         Some(Ok(n)) if n >= 4 => n,
-        _ => fail("raw-limits: argument", "expected the socket limit (at least 4)"),
+        _ => fail(
+            "raw-limits: argument",
+            "expected the socket limit (at least 4)",
+        ),
     };
     let net = instance_network();
     creation_is_counted(limit);
@@ -39,7 +42,11 @@ fn creation_is_counted(limit: usize) {
     );
     held.pop();
     let again = expect_ok("limit: room after a drop", create_tcp_socket(Family::Ipv6));
-    check_eq("limit: family of the new socket", again.address_family(), Family::Ipv6);
+    check_eq(
+        "limit: family of the new socket",
+        again.address_family(),
+        Family::Ipv6,
+    );
 }
 
 /// UDP sockets share the same budget as TCP sockets.
@@ -90,5 +97,7 @@ fn accept_at_the_limit(net: &Network, limit: usize) {
         read_exact("accept limit: client reads", &client_in, 2),
         b"ok".to_vec(),
     );
-    drop((server_in, server_out, server, client_in, client_out, client, listener));
+    drop((
+        server_in, server_out, server, client_in, client_out, client, listener,
+    ));
 }
