@@ -48,6 +48,12 @@ struct RunArgs {
     /// Pass the host's whole environment to the guest.
     #[arg(long)]
     inherit_env: bool,
+    /// Print the instance's socket counters to stderr when the guest exits.
+    #[arg(long)]
+    stats: bool,
+    /// Compile without the on-disk compilation cache (default: cache in the user's cache dir).
+    #[arg(long)]
+    no_cache: bool,
     /// The component to run.
     component: PathBuf,
     /// Arguments for the guest (after `--`).
@@ -87,7 +93,14 @@ async fn run(args: RunArgs) -> ExitCode {
              (or wrap it with `wasm-tools component new`)"
         ));
     }
-    let engine = match Engine::new(&wasock::engine_config()) {
+    let mut config = wasock::engine_config();
+    if !args.no_cache {
+        // A cache that cannot be set up only costs start-up time: run without it.
+        if let Ok(cache) = wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
+            config.cache(Some(cache));
+        }
+    }
+    let engine = match Engine::new(&config) {
         Ok(e) => e,
         Err(e) => return fail(&format!("cannot create the engine: {e}")),
     };
@@ -110,8 +123,14 @@ async fn run(args: RunArgs) -> ExitCode {
     if args.allow_lookup {
         sockets = sockets.allow_lookup();
     }
-    let state = StoreState::new(wasi, sockets.build());
-    match wasock::run_command(&engine, &linker, &component, state).await {
+    let sockets = sockets.build();
+    let counters = sockets.counters();
+    let state = StoreState::new(wasi, sockets);
+    let outcome = wasock::run_command(&engine, &linker, &component, state).await;
+    if args.stats {
+        print_stats(&counters.stats());
+    }
+    match outcome {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(RunError::Trap(e)) => {
             let what = match e.downcast_ref::<Trap>() {
@@ -127,6 +146,23 @@ async fn run(args: RunArgs) -> ExitCode {
         )),
         Err(RunError::Instantiate(e)) => fail(&format!("cannot start `{path}`: {}", chain(&e))),
     }
+}
+
+/// `--stats`: one line a counter group, on stderr.
+fn print_stats(s: &wasock::limits::Stats) {
+    eprintln!(
+        "wasock: stats: sockets created {} (peak {} open at once, {} still open)",
+        s.sockets_created, s.sockets_peak, s.sockets_open
+    );
+    eprintln!(
+        "wasock: stats: tcp bytes in {} out {}",
+        s.bytes_in, s.bytes_out
+    );
+    eprintln!(
+        "wasock: stats: udp datagrams in {} out {}",
+        s.datagrams_in, s.datagrams_out
+    );
+    eprintln!("wasock: stats: operations denied {}", s.denials);
 }
 
 /// A binary core module: `\0asm` then version 1 (a component has layer 1 in bytes 6..8).

@@ -177,3 +177,25 @@ fn env_is_not_inherited_by_default() {
         stdout(&out)
     );
 }
+
+#[test]
+fn stats_are_printed_at_exit() {
+    let out = wasock(&[
+        "run",
+        "--allow-all-network",
+        "--stats",
+        wasock_guests::STD_UDP_ECHO,
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let sockets = err
+        .lines()
+        .find(|l| l.starts_with("wasock: stats: sockets created"))
+        .unwrap_or_default();
+    assert!(sockets.ends_with("0 still open)"), "{err}");
+    let datagrams = err
+        .lines()
+        .find(|l| l.contains("udp datagrams in"))
+        .unwrap_or_default();
+    assert!(!datagrams.contains("in 0 out 0"), "{err}");
+}
