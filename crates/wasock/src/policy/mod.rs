@@ -3,6 +3,33 @@
 //!
 //! Deny by default: [`DenyAll`] is what a context starts with. The rule language (CIDRs, ports,
 //! names, mapping) plugs in as another `Policy`.
+//!
+//! The rule language is [`RuleSet`]: rules such as `allow-outbound tcp://api.example.com:443`
+//! from flags, a TOML file ([`RuleSet::from_toml`]) or [`RuleSet::builder`], compiled into a
+//! `Policy`. Modules: `rules` (syntax tree), `parse` (one rule), `error` (what a refused rule
+//! lacked), `cidr` and `sets` (addresses), `engine` (the decisions), `file` (TOML), `explain`
+//! and `action` (`policy check --explain`).
+
+mod action;
+mod cidr;
+mod engine;
+mod error;
+mod explain;
+mod file;
+mod parse;
+mod rules;
+mod sets;
+
+pub use action::{ActionError, ActionProblem, ActionSpec, describe_action, parse_action};
+pub use cidr::{Cidr, normalize_ip};
+pub use engine::{RuleSet, RuleSetBuilder};
+pub use error::{ParseError, Problem, Source};
+pub use explain::{Explanation, Reason};
+pub use rules::{
+    AddrPattern, FamilyOnly, HostPattern, Kind, NamePattern, PortSet, ResolvePattern, Rule, Scheme,
+    SocketPattern,
+};
+pub use sets::NamedSet;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
