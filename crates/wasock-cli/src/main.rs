@@ -1,17 +1,14 @@
 //! `wasock`: run a WebAssembly component with full WASI and wasock's sockets, networking denied
 //! unless a flag allows it. A thin shell over the `wasock` library.
 
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
-use std::process::ExitCode;
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Trap};
-use wasmtime_wasi::{FsPerms, WasiCtx};
-use wasock::{RunError, StoreState, WasockCtx};
+mod check;
+mod policy_args;
+mod run;
 
-/// Exit code when the guest traps (as a process killed by SIGABRT reports it).
-const TRAP_EXIT: u8 = 134;
-/// Exit code when wasock itself cannot run the component.
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit code when wasock itself cannot run the component, or a policy is invalid.
 const HOST_EXIT: u8 = 2;
 
 #[derive(Parser)]
@@ -28,51 +25,26 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a wasi:cli/command component.
-    Run(RunArgs),
-}
-
-#[derive(Args)]
-struct RunArgs {
-    /// Allow every socket operation (default: all denied).
-    #[arg(long)]
-    allow_all_network: bool,
-    /// Allow name lookups (default: denied; IP literals always resolve).
-    #[arg(long)]
-    allow_lookup: bool,
-    /// Preopen a host directory: HOST_DIR or HOST_DIR::GUEST_DIR.
-    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
-    dirs: Vec<String>,
-    /// Set a guest environment variable: KEY=VALUE, or KEY to pass the host's value.
-    #[arg(long = "env", value_name = "KEY[=VALUE]")]
-    envs: Vec<String>,
-    /// Pass the host's whole environment to the guest.
-    #[arg(long)]
-    inherit_env: bool,
-    /// Print the instance's socket counters to stderr when the guest exits.
-    #[arg(long)]
-    stats: bool,
-    /// Compile without the on-disk compilation cache (default: cache in the user's cache dir).
-    #[arg(long)]
-    no_cache: bool,
-    /// The component to run.
-    component: PathBuf,
-    /// Arguments for the guest (after `--`).
-    #[arg(last = true)]
-    args: Vec<String>,
+    Run(run::RunArgs),
+    /// Work with network policies.
+    #[command(subcommand)]
+    Policy(check::PolicyCommand),
 }
 
 fn main() -> ExitCode {
-    let Cli {
-        command: Command::Run(args),
-    } = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
-    };
-    runtime.block_on(run(args))
+    match Cli::parse().command {
+        Command::Run(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+            };
+            runtime.block_on(run::run(args))
+        }
+        Command::Policy(cmd) => check::policy(cmd),
+    }
 }
 
 /// Prints one line for the operator, never a backtrace.
@@ -81,133 +53,11 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::from(HOST_EXIT)
 }
 
-async fn run(args: RunArgs) -> ExitCode {
-    let path = args.component.display().to_string();
-    let bytes = match std::fs::read(&args.component) {
-        Ok(b) => b,
-        Err(e) => return fail(&format!("cannot read `{path}`: {e}")),
-    };
-    if is_core_module(&bytes) {
-        return fail(&format!(
-            "`{path}` is a core WebAssembly module, not a component: build it for wasm32-wasip2 \
-             (or wrap it with `wasm-tools component new`)"
-        ));
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
-    let mut config = wasock::engine_config();
-    if !args.no_cache {
-        // A cache that cannot be set up only costs start-up time: run without it.
-        if let Ok(cache) = wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
-            config.cache(Some(cache));
-        }
-    }
-    let engine = match Engine::new(&config) {
-        Ok(e) => e,
-        Err(e) => return fail(&format!("cannot create the engine: {e}")),
-    };
-    let component = match Component::new(&engine, &bytes) {
-        Ok(c) => c,
-        Err(e) => return fail(&format!("`{path}` is not a valid component: {}", root(&e))),
-    };
-    let mut linker = Linker::<StoreState>::new(&engine);
-    if let Err(e) = wasock::add_wasi_to_linker(&mut linker) {
-        return fail(&format!("cannot set up WASI: {e}"));
-    }
-    let wasi = match wasi_ctx(&args, &path) {
-        Ok(w) => w,
-        Err(msg) => return fail(&msg),
-    };
-    let mut sockets = WasockCtx::builder();
-    if args.allow_all_network {
-        sockets = sockets.allow_all_network();
-    }
-    if args.allow_lookup {
-        sockets = sockets.allow_lookup();
-    }
-    let sockets = sockets.build();
-    let counters = sockets.counters();
-    let state = StoreState::new(wasi, sockets);
-    let outcome = wasock::run_command(&engine, &linker, &component, state).await;
-    if args.stats {
-        print_stats(&counters.stats());
-    }
-    match outcome {
-        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(RunError::Trap(e)) => {
-            let what = match e.downcast_ref::<Trap>() {
-                Some(trap) => trap.to_string(),
-                None => root(&e),
-            };
-            eprintln!("wasock: error: `{path}` trapped: {what}");
-            ExitCode::from(TRAP_EXIT)
-        }
-        Err(RunError::NotACommand(e)) => fail(&format!(
-            "`{path}` is not a command (it must export wasi:cli/run): {}",
-            root(&e)
-        )),
-        Err(RunError::Instantiate(e)) => fail(&format!("cannot start `{path}`: {}", chain(&e))),
-    }
-}
-
-/// `--stats`: one line a counter group, on stderr.
-fn print_stats(s: &wasock::limits::Stats) {
-    eprintln!(
-        "wasock: stats: sockets created {} (peak {} open at once, {} still open)",
-        s.sockets_created, s.sockets_peak, s.sockets_open
-    );
-    eprintln!(
-        "wasock: stats: tcp bytes in {} out {}",
-        s.bytes_in, s.bytes_out
-    );
-    eprintln!(
-        "wasock: stats: udp datagrams in {} out {}",
-        s.datagrams_in, s.datagrams_out
-    );
-    eprintln!("wasock: stats: operations denied {}", s.denials);
-}
-
-/// A binary core module: `\0asm` then version 1 (a component has layer 1 in bytes 6..8).
-fn is_core_module(bytes: &[u8]) -> bool {
-    bytes.get(..8) == Some(b"\0asm\x01\0\0\0")
-}
-
-/// Every cause of an error, first lines only, on one line (a link error names the import in an
-/// outer cause and the missing item in the inner one).
-fn chain(e: &wasmtime::Error) -> String {
-    let lines: Vec<String> = e
-        .chain()
-        .map(|c| c.to_string().lines().next().unwrap_or_default().to_string())
-        .collect();
-    lines.join(": ")
-}
-
-/// The first line of an error's innermost cause: the line that says what went wrong.
-fn root(e: &wasmtime::Error) -> String {
-    let cause = e.chain().last().map(|c| c.to_string()).unwrap_or_default();
-    cause.lines().next().unwrap_or_default().to_string()
-}
-
-/// WASI context: inherited stdio, the component's name and the given args, env and preopens.
-fn wasi_ctx(args: &RunArgs, path: &str) -> Result<WasiCtx, String> {
-    let mut b = WasiCtx::builder();
-    b.inherit_stdio();
-    b.arg(path);
-    b.args(&args.args);
-    if args.inherit_env {
-        b.inherit_env();
-    }
-    for kv in &args.envs {
-        match kv.split_once('=') {
-            Some((k, v)) => b.env(k, v),
-            None => match std::env::var(kv) {
-                Ok(v) => b.env(kv, v),
-                Err(_) => return Err(format!("--env {kv}: not set in the host environment")),
-            },
-        };
-    }
-    for dir in &args.dirs {
-        let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
-        b.preopened_dir(host, guest, FsPerms::ReadWrite)
-            .map_err(|e| format!("--dir {dir}: cannot open `{host}`: {e}"))?;
-    }
-    Ok(b.build())
 }

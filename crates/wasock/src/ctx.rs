@@ -3,7 +3,7 @@
 use crate::audit::{AuditSink, PolicyMode};
 use crate::gate::{Gate, Tuning};
 use crate::limits::{Accounting, Counters, Limits, Stats};
-use crate::policy::{DenyAll, Policy, Switches};
+use crate::policy::{DenyAll, Policy, Switches, WithSwitches};
 use std::sync::Arc;
 use wasmtime::component::{HasData, ResourceTable};
 
@@ -56,7 +56,8 @@ impl WasockCtxBuilder {
         self
     }
 
-    /// Decides every operation with `policy` instead of the allow switches.
+    /// Decides every operation with `policy`; the allow switches, if also set, allow only what
+    /// no deny rule of the policy refuses.
     pub fn policy(mut self, policy: impl Policy) -> Self {
         self.policy = Some(Arc::new(policy));
         self
@@ -101,10 +102,11 @@ impl WasockCtxBuilder {
 
     /// Builds the context.
     pub fn build(self) -> WasockCtx {
-        let policy: Arc<dyn Policy> = match self.policy {
-            Some(p) => p,
-            None if self.switches == Switches::default() => Arc::new(DenyAll),
-            None => Arc::new(self.switches),
+        let policy: Arc<dyn Policy> = match (self.policy, self.switches) {
+            (Some(policy), switches) if switches == Switches::default() => policy,
+            (Some(policy), switches) => Arc::new(WithSwitches { policy, switches }),
+            (None, switches) if switches == Switches::default() => Arc::new(DenyAll),
+            (None, switches) => Arc::new(switches),
         };
         let gate = Gate::new(
             policy,

@@ -202,6 +202,36 @@ impl Policy for Switches {
     }
 }
 
+/// A policy with the switches on top: a switch allows what the policy leaves to the default
+/// deny, never what one of its deny rules refuses (`--allow-all-network` beside a `--policy`).
+pub struct WithSwitches {
+    /// The policy that decides first.
+    pub policy: Arc<dyn Policy>,
+    /// What is allowed where the policy has no rule.
+    pub switches: Switches,
+}
+
+impl Policy for WithSwitches {
+    fn decide(&self, action: &Action<'_>, names: &dyn NameBook) -> Decision {
+        let decided = self.policy.decide(action, names);
+        if decided.verdict == Verdict::Deny && decided.rule.is_none() {
+            let switched = self.switches.decide(action, names);
+            if switched.verdict == Verdict::Allow {
+                return switched;
+            }
+        }
+        decided
+    }
+
+    fn mapped_name(&self, name: &str) -> Option<Vec<IpAddr>> {
+        self.policy.mapped_name(name)
+    }
+
+    fn mapped_port(&self, proto: Protocol, local: SocketAddr) -> Option<u16> {
+        self.policy.mapped_port(proto, local)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +258,32 @@ mod tests {
         assert_eq!(only_net.decide(&resolve, &()).verdict, Verdict::Deny);
         assert_eq!(DenyAll.decide(&connect, &()).verdict, Verdict::Deny);
         assert_eq!(AllowAll.decide(&resolve, &()).verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn switches_never_overrule_a_deny_rule() {
+        let a: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let b: SocketAddr = "10.0.0.5:80".parse().unwrap();
+        let rules = RuleSet::builder()
+            .deny_outbound("tcp://10.0.0.0/8:*")
+            .unwrap()
+            .build();
+        let p = WithSwitches {
+            policy: Arc::new(rules),
+            switches: Switches {
+                network: true,
+                lookup: false,
+            },
+        };
+        let connect = |remote| Action::Connect {
+            proto: Protocol::Tcp,
+            remote,
+        };
+        assert_eq!(p.decide(&connect(a), &()).verdict, Verdict::Allow);
+        let denied = p.decide(&connect(b), &());
+        assert_eq!(denied.verdict, Verdict::Deny);
+        assert!(denied.rule.is_some());
+        let resolve = Action::Resolve { name: "localhost" };
+        assert_eq!(p.decide(&resolve, &()).verdict, Verdict::Deny);
     }
 }
