@@ -18,7 +18,7 @@ struct Compiled<P> {
     pattern: P,
 }
 
-/// The network policy of issue 4 as a [`Policy`]: rules of the rule language, compiled.
+/// The operator's network policy as a [`Policy`]: rules of the rule language, compiled.
 ///
 /// # Syntax
 ///

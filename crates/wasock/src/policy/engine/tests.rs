@@ -1,4 +1,4 @@
-//! The decisions of a `RuleSet`, one semantic rule per test, including the attacks of issue 4.
+//! The decisions of a `RuleSet`, one semantic rule per test, including the address and name spellings an attacker would try.
 
 use super::super::{Action, NameBook, Policy, Protocol, Reason, RuleSet, Verdict};
 use std::cell::Cell;
