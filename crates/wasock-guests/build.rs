@@ -17,6 +17,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("RAW_UDP_TRAP", "raw-udp-trap"),
     ("RAW_LOOKUP", "raw-lookup"),
     ("RAW_LIMITS", "raw-limits"),
+    ("RAW_POLICY", "raw-policy"),
     ("UDP_V021", "udp-v021"),
     ("TCP_V020", "tcp-v020"),
     ("STD_CLI", "std-cli"),
