@@ -41,3 +41,18 @@ under_policy! {
     std_localhost => STD_LOCALHOST,
     std_ipv6 => STD_IPV6,
 }
+
+/// A name-bound grant for `localhost`: the guest may resolve it and connect to what it returned
+/// (its own listener), nothing else — no lookup switch, no address rule for outbound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn localhost_through_a_name_bound_grant() {
+    let rules = RuleSet::builder()
+        .allow_outbound("tcp://localhost:*")
+        .and_then(|b| b.allow_inbound("tcp://127.0.0.1:* from loopback"))
+        .expect("the test policy parses")
+        .build();
+    let ctx = WasockCtx::builder().policy(rules).build();
+    run(wasock_guests::STD_LOCALHOST, &[], ctx)
+        .await
+        .assert_passed();
+}
