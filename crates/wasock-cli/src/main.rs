@@ -2,6 +2,7 @@
 //! unless a flag allows it. A thin shell over the `wasock` library.
 
 mod check;
+mod limit_args;
 mod policy_args;
 mod run;
 

@@ -1,6 +1,7 @@
 //! `wasock run`: a component with full WASI and wasock's sockets under the operator's policy.
 
 use crate::fail;
+use crate::limit_args::LimitArgs;
 use crate::policy_args::PolicyArgs;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ const TRAP_EXIT: u8 = 134;
 pub(crate) struct RunArgs {
     #[command(flatten)]
     policy: PolicyArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Write one JSON line per policy decision to FILE (`-`: stderr).
     #[arg(long, value_name = "FILE")]
     audit: Option<PathBuf>,
@@ -94,6 +97,10 @@ pub(crate) async fn run(args: RunArgs) -> ExitCode {
         Ok(b) => b,
         Err(msg) => return fail(&msg),
     };
+    match args.limits.limits() {
+        Ok(limits) => sockets = sockets.limits(limits),
+        Err(msg) => return fail(&msg),
+    }
     let instance = args
         .component
         .file_stem()

@@ -199,3 +199,25 @@ fn stats_are_printed_at_exit() {
         .unwrap_or_default();
     assert!(!datagrams.contains("in 0 out 0"), "{err}");
 }
+
+#[test]
+fn socket_limit_from_the_command_line() {
+    // std-many opens 50 connections (100 sockets and a listener): 20 is not enough.
+    let out = wasock(&[
+        "run",
+        "--allow-all-network",
+        "--max-sockets",
+        "20",
+        wasock_guests::STD_MANY,
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    let out = wasock(&[
+        "run",
+        "--allow-all-network",
+        "--unlimited-sockets",
+        wasock_guests::STD_MANY,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = wasock(&["run", "--lookup-timeout=-1", wasock_guests::STD_CLI]);
+    assert_one_line_error(&out, "--lookup-timeout: expected a number of seconds");
+}

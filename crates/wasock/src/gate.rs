@@ -9,7 +9,6 @@ use crate::policy::{Action, NameBook, Policy, Protocol, Verdict};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Most (address, name) pairs an instance's name book keeps; past it, new lookups still answer
 /// but grant nothing by name (fail closed).
@@ -22,10 +21,6 @@ pub(crate) struct Tuning {
     pub(crate) tcp_nodelay: bool,
     /// Datagrams granted by one UDP `check-send`.
     pub(crate) udp_send_permits: u64,
-    /// Bytes granted by one TCP `check-write` (and so the most buffered host-side per stream).
-    pub(crate) tcp_write_budget: usize,
-    /// How long a name lookup may take before `temporary-resolver-failure`.
-    pub(crate) lookup_timeout: Duration,
 }
 
 impl Default for Tuning {
@@ -33,8 +28,6 @@ impl Default for Tuning {
         Tuning {
             tcp_nodelay: true,
             udp_send_permits: 64,
-            tcp_write_budget: 64 * 1024,
-            lookup_timeout: crate::lookup::DEFAULT_TIMEOUT,
         }
     }
 }

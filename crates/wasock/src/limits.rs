@@ -4,12 +4,39 @@
 use crate::bindings::network::ErrorCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
 
-/// Per-instance limits. `None` means unlimited.
-#[derive(Clone, Debug, Default)]
+/// Per-instance limits: what a guest may hold, and for how long it may wait. Exhaustion is the
+/// guest's error code, never the host's problem. `None` means unlimited.
+#[derive(Clone, Debug)]
 pub struct Limits {
     /// Open sockets (TCP and UDP, counted from creation); more is `new-socket-limit`.
+    /// Default 1024.
     pub max_sockets: Option<usize>,
+    /// Name lookups under way at once; more fail with `temporary-resolver-failure`. Default 16.
+    pub max_lookups: usize,
+    /// How long a lookup may take before `temporary-resolver-failure`. Default 10 s.
+    pub lookup_timeout: Duration,
+    /// How long a TCP connect may take before `timeout`. Default 60 s.
+    pub connect_timeout: Option<Duration>,
+    /// Bytes one TCP `check-write` grants, and so the most buffered host-side per stream.
+    /// Default 64 KiB.
+    pub write_buffer: usize,
+    /// Connections a listener may hold pending (the backlog is clamped to this). Default 1024.
+    pub max_backlog: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_sockets: Some(1024),
+            max_lookups: 16,
+            lookup_timeout: Duration::from_secs(10),
+            connect_timeout: Some(Duration::from_secs(60)),
+            write_buffer: 64 * 1024,
+            max_backlog: 1024,
+        }
+    }
 }
 
 /// A snapshot of an instance's counters.
@@ -36,8 +63,9 @@ pub struct Stats {
 /// Live counters shared by an instance's sockets.
 #[derive(Debug, Default)]
 pub(crate) struct Accounting {
-    limits: Limits,
+    pub(crate) limits: Limits,
     open: AtomicUsize,
+    lookups: AtomicUsize,
     peak: AtomicUsize,
     created: AtomicU64,
     bytes_in: AtomicU64,
@@ -53,6 +81,15 @@ impl Accounting {
             limits,
             ..Default::default()
         }
+    }
+
+    /// Takes a lookup slot, or `None` when `max_lookups` are under way.
+    pub(crate) fn start_lookup(self: &Arc<Self>) -> Option<LookupSlot> {
+        let max = self.limits.max_lookups;
+        self.lookups
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .ok()?;
+        Some(LookupSlot(self.clone()))
     }
 
     /// Takes a socket slot, or `new-socket-limit` when the instance is at its limit.
@@ -119,6 +156,16 @@ impl Counters {
     /// The counters now.
     pub fn stats(&self) -> Stats {
         self.0.stats()
+    }
+}
+
+/// One lookup under way; the count drops with it.
+#[derive(Debug)]
+pub(crate) struct LookupSlot(Arc<Accounting>);
+
+impl Drop for LookupSlot {
+    fn drop(&mut self) {
+        self.0.lookups.fetch_sub(1, Relaxed);
     }
 }
 

@@ -12,7 +12,6 @@ use crate::policy::Action;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 use wasmtime_wasi_io::poll::Pollable;
 
@@ -38,7 +37,8 @@ impl ResolveAddressStream {
     }
 
     /// `resolve-addresses`: `invalid-argument` for a malformed name; a refused name fails with
-    /// `permanent-resolver-failure` on the first `resolve-next-address`.
+    /// `permanent-resolver-failure`, and one past the instance's concurrent lookups with
+    /// `temporary-resolver-failure`, on the first `resolve-next-address`.
     pub(crate) fn start(gate: &Arc<Gate>, name: &str) -> Result<Self, ErrorCode> {
         if let Some(ip) = parse_ip_literal(name) {
             return Ok(Self::done(vec![addr::canonical_ip(ip)]));
@@ -54,11 +54,17 @@ impl ResolveAddressStream {
             gate.remember(&name, &addrs);
             return Ok(Self::done(addrs));
         }
+        let Some(slot) = gate.acct.start_lookup() else {
+            return Ok(ResolveAddressStream {
+                state: Lookup::Failed(ErrorCode::TemporaryResolverFailure),
+            });
+        };
         let (tx, rx) = watch::channel(None);
         let rt = tokio::runtime::Handle::try_current().map_err(|_| ErrorCode::Unknown)?;
         let gate = gate.clone();
         rt.spawn(async move {
-            let timeout = gate.tuning.lookup_timeout;
+            let _slot = slot;
+            let timeout = gate.acct.limits.lookup_timeout;
             let lookup = crate::backend::resolve(name.clone());
             let outcome = match tokio::time::timeout(timeout, lookup).await {
                 Ok(Ok(addrs)) => match ordered(addrs) {
@@ -175,9 +181,6 @@ pub(crate) fn normalize_name(name: &str) -> Result<String, ErrorCode> {
     }
     Ok(ascii)
 }
-
-/// Default time a lookup may take before `temporary-resolver-failure`.
-pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {

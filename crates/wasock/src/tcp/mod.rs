@@ -19,6 +19,7 @@ use crate::policy::{Action, Protocol};
 use std::net::Shutdown;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
+use std::time::Instant;
 use streams::Conn;
 use wasmtime_wasi_io::poll::Pollable;
 
@@ -36,7 +37,8 @@ enum State {
     Listening(Arc<Listener>),
     /// The connect failed at once; `finish-connect` reports it.
     ConnectFailed(ErrorCode),
-    ConnectInProgress(Arc<Conn>),
+    /// Under way until the deadline (the instance's connect timeout), if any.
+    ConnectInProgress(Arc<Conn>, Option<Instant>),
     Connected(Arc<Conn>),
     Closed,
 }
@@ -46,7 +48,7 @@ enum State {
 #[derive(Clone)]
 enum Wait {
     Nothing,
-    Connect(Weak<Conn>),
+    Connect(Weak<Conn>, Option<Instant>),
     Accept(Weak<Listener>),
 }
 
@@ -99,7 +101,7 @@ impl TcpSocket {
         match &self.state {
             State::Unbound(s) | State::BindInProgress(s) | State::Bound(s) => Ok(s),
             State::ListenInProgress(l) | State::Listening(l) => Ok(l.as_ref()),
-            State::ConnectInProgress(c) | State::Connected(c) => Ok(c.io()),
+            State::ConnectInProgress(c, _) | State::Connected(c) => Ok(c.io()),
             State::ConnectFailed(_) | State::Closed => Err(ErrorCode::InvalidState),
         }
     }
@@ -170,20 +172,31 @@ impl TcpSocket {
         match sock.connect(remote) {
             Ok(stream) => {
                 let conn = Conn::new(stream, &self.gate);
-                self.set_wait(Wait::Connect(Arc::downgrade(&conn)));
-                self.state = State::ConnectInProgress(conn);
+                let deadline = self
+                    .gate
+                    .acct
+                    .limits
+                    .connect_timeout
+                    .map(|t| Instant::now() + t);
+                self.set_wait(Wait::Connect(Arc::downgrade(&conn), deadline));
+                self.state = State::ConnectInProgress(conn, deadline);
             }
             Err(e) => self.state = State::ConnectFailed(connect_error(&e)),
         }
         Ok(())
     }
 
-    /// `finish-connect`: `would-block` while under way; any failure leaves the socket `closed`.
+    /// `finish-connect`: `would-block` while under way; `timeout` past the instance's connect
+    /// timeout; any failure leaves the socket `closed`.
     pub(crate) fn finish_connect(&mut self) -> SocketResult<StreamPair> {
         match std::mem::replace(&mut self.state, State::Closed) {
-            State::ConnectInProgress(conn) => match conn.io().try_connected() {
+            State::ConnectInProgress(conn, deadline) => match conn.io().try_connected() {
+                Poll::Pending if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    self.set_wait(Wait::Nothing);
+                    Err(ErrorCode::Timeout.into())
+                }
                 Poll::Pending => {
-                    self.state = State::ConnectInProgress(conn);
+                    self.state = State::ConnectInProgress(conn, deadline);
                     Err(ErrorCode::WouldBlock.into())
                 }
                 Poll::Ready(Ok(())) => {
@@ -216,7 +229,7 @@ impl TcpSocket {
         let State::Bound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("state checked above");
         };
-        match sock.listen(self.backlog) {
+        match sock.listen(self.backlog.min(self.gate.acct.limits.max_backlog)) {
             Ok(listener) => {
                 self.state = State::ListenInProgress(Arc::new(listener));
                 Ok(())
@@ -314,7 +327,7 @@ impl TcpSocket {
                 Ok(())
             }
             State::ListenInProgress(l) | State::Listening(l) => {
-                l.set_backlog(value)?;
+                l.set_backlog(value.min(self.gate.acct.limits.max_backlog))?;
                 self.backlog = value;
                 Ok(())
             }
@@ -419,9 +432,14 @@ impl Pollable for TcpReadiness {
         let wait = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match wait {
             Wait::Nothing => {}
-            Wait::Connect(conn) => {
+            Wait::Connect(conn, deadline) => {
                 if let Some(conn) = conn.upgrade() {
-                    conn.io().writable().await
+                    match deadline {
+                        Some(d) => {
+                            let _ = tokio::time::timeout_at(d.into(), conn.io().writable()).await;
+                        }
+                        None => conn.io().writable().await,
+                    }
                 }
             }
             Wait::Accept(listener) => {

@@ -43,7 +43,7 @@ impl Conn {
     }
 
     pub(super) fn streams(this: &Arc<Self>) -> (TcpReader, TcpWriter) {
-        let budget = this.gate.tuning.tcp_write_budget;
+        let budget = this.gate.acct.limits.write_buffer.max(1);
         (
             TcpReader { conn: this.clone() },
             TcpWriter {

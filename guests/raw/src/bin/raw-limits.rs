@@ -1,32 +1,101 @@
-//! raw-limits: the per-instance socket limit, run by the host with `max_sockets` = argv[1].
-//! Sockets are counted from creation ("`new-socket-limit`: The new socket resource could not be
-//! created because of a system limit"), TCP and UDP alike, and the count falls when they are
-//! dropped. An `accept` at the limit fails with `new-socket-limit` and leaves the connection
-//! queued, so it succeeds once a socket is dropped.
+//! raw-limits: the per-instance limits, each hit by one mode (argv[1]) while the host runs the
+//! guest with that limit set:
+//! - `sockets N` (`max_sockets` = N): sockets are counted from creation ("`new-socket-limit`:
+//!   The new socket resource could not be created because of a system limit"), TCP and UDP
+//!   alike, and the count falls when they are dropped. An `accept` at the limit fails with
+//!   `new-socket-limit` and leaves the connection queued, so it succeeds once a socket is dropped.
+//! - `lookups` (`max_lookups` = 0): a lookup past the limit is `temporary-resolver-failure`.
+//! - `connect-timeout` (a short connect timeout): a connect that cannot complete (the listener's
+//!   queue is full, so the kernel drops the SYN) ends in `timeout` and leaves the socket closed.
 
 use guest_support::{check_eq, expect_err, expect_ok, fail, finish, start};
+use raw::wasi::sockets::ip_name_lookup::resolve_addresses;
 use raw::{
-    ErrorCode as E, IpAddressFamily as Family, Network, create_tcp_socket, create_udp_socket,
-    instance_network, local_addr_tcp, new_tcp, read_exact, tcp_accept, tcp_connect, tcp_listener,
-    write_all,
+    ErrorCode as E, IpAddress, IpAddressFamily as Family, Network, create_tcp_socket,
+    create_udp_socket, instance_network, lo4, local_addr_tcp, new_tcp, read_exact, tcp_accept,
+    tcp_bind, tcp_connect, tcp_listen, tcp_listener, write_all,
 };
 
 fn main() {
     start("raw-limits");
-    let limit: usize = match std::env::args().nth(1).map(|a| a.parse()) {
-        Some(Ok(n)) if n >= 4 => n,
-        _ => fail(
-            "raw-limits: argument",
-            "expected the socket limit (at least 4)",
-        ),
-    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let net = instance_network();
-    creation_is_counted(limit);
-    udp_counts_too(limit);
-    accept_at_the_limit(&net, limit);
-    // Everything above was dropped: the full budget is back.
-    creation_is_counted(limit);
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["sockets", n] => {
+            let limit: usize = match n.parse() {
+                Ok(n) if n >= 4 => n,
+                _ => fail(
+                    "raw-limits: argument",
+                    "expected the socket limit (at least 4)",
+                ),
+            };
+            creation_is_counted(limit);
+            udp_counts_too(limit);
+            accept_at_the_limit(&net, limit);
+            // Everything above was dropped: the full budget is back.
+            creation_is_counted(limit);
+        }
+        ["lookups"] => lookup_past_the_limit(&net),
+        ["connect-timeout"] => connect_times_out(&net),
+        _ => fail(
+            "raw-limits: arguments",
+            "expected `sockets N`, `lookups` or `connect-timeout`",
+        ),
+    }
     finish();
+}
+
+/// With no lookup slots, a lookup fails with `temporary-resolver-failure` (not a hang).
+fn lookup_past_the_limit(net: &Network) {
+    let stream = expect_ok(
+        "lookups: resolve-addresses",
+        resolve_addresses(net, "localhost"),
+    );
+    expect_err(
+        "lookups: past the limit",
+        stream.resolve_next_address(),
+        E::TemporaryResolverFailure,
+    );
+    // IP literals need no lookup, so no slot.
+    let literal = expect_ok("lookups: literal", resolve_addresses(net, "127.0.0.1"));
+    check_eq(
+        "lookups: a literal still resolves",
+        literal.resolve_next_address(),
+        Ok(Some(IpAddress::Ipv4((127, 0, 0, 1)))),
+    );
+}
+
+/// Fills a listener's queue (backlog 1, never accepting) until a connect cannot complete; that
+/// connect must end in `timeout`, after which the socket is closed.
+fn connect_times_out(net: &Network) {
+    let listener = new_tcp("timeout: listener", Family::Ipv4);
+    expect_ok("timeout: backlog 1", listener.set_listen_backlog_size(1));
+    expect_ok(
+        "timeout: bind",
+        tcp_bind("timeout: bind", &listener, net, lo4(0)),
+    );
+    expect_ok("timeout: listen", tcp_listen("timeout: listen", &listener));
+    let addr = local_addr_tcp("timeout: address", &listener);
+    let mut queued = Vec::new();
+    for i in 0..8 {
+        let client = new_tcp(&format!("timeout: client {i}"), Family::Ipv4);
+        match tcp_connect("timeout: connect", &client, net, addr) {
+            Ok(streams) => queued.push((client, streams)),
+            Err(E::Timeout) => {
+                expect_err(
+                    "timeout: the socket is closed after a timeout",
+                    client.local_address(),
+                    E::InvalidState,
+                );
+                return;
+            }
+            Err(e) => fail("timeout: connect", format!("got {e:?}, want ok or timeout")),
+        }
+    }
+    fail(
+        "timeout: a connect to a full queue",
+        format!("{} connects completed; none timed out", queued.len()),
+    );
 }
 
 /// Exactly `limit` sockets can exist; the next creation is `new-socket-limit`; dropping one
