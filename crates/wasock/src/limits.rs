@@ -187,6 +187,7 @@ mod tests {
     fn socket_limit_is_enforced_and_released() {
         let acct = Arc::new(Accounting::new(Limits {
             max_sockets: Some(2),
+            ..Limits::default()
         }));
         let a = acct.open_socket().unwrap();
         let _b = acct.open_socket().unwrap();
@@ -198,5 +199,17 @@ mod tests {
             (s.sockets_open, s.sockets_peak, s.sockets_created),
             (2, 2, 3)
         );
+    }
+
+    #[test]
+    fn lookup_slots_are_bounded_and_released() {
+        let acct = Arc::new(Accounting::new(Limits {
+            max_lookups: 1,
+            ..Limits::default()
+        }));
+        let slot = acct.start_lookup().unwrap();
+        assert!(acct.start_lookup().is_none());
+        drop(slot);
+        assert!(acct.start_lookup().is_some());
     }
 }
