@@ -9,7 +9,7 @@ use wasock::policy::parse_action;
 #[derive(Subcommand)]
 pub(crate) enum PolicyCommand {
     /// Validate the policy of a file and/or flags; print it normalized.
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
 }
 
 #[derive(Args)]

@@ -28,6 +28,12 @@ pub(crate) struct LimitArgs {
     /// Most connections a listener holds pending [default: 1024].
     #[arg(long, value_name = "N")]
     max_backlog: Option<u32>,
+    /// Bytes per second the guest may receive, TCP and UDP [default: unlimited].
+    #[arg(long, value_name = "BYTES")]
+    bandwidth_in: Option<u64>,
+    /// Bytes per second the guest may send, TCP and UDP [default: unlimited].
+    #[arg(long, value_name = "BYTES")]
+    bandwidth_out: Option<u64>,
 }
 
 impl LimitArgs {
@@ -59,6 +65,16 @@ impl LimitArgs {
         }
         if let Some(n) = self.max_backlog {
             l.max_backlog = n.max(1);
+        }
+        for (flag, rate, field) in [
+            ("--bandwidth-in", self.bandwidth_in, &mut l.bandwidth_in),
+            ("--bandwidth-out", self.bandwidth_out, &mut l.bandwidth_out),
+        ] {
+            match rate {
+                Some(0) => return Err(format!("{flag}: must be at least 1 byte per second")),
+                Some(r) => *field = Some(r),
+                None => {}
+            }
         }
         Ok(l)
     }

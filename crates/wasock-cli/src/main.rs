@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a wasi:cli/command component.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Work with network policies.
     #[command(subcommand)]
     Policy(check::PolicyCommand),
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
             };
-            runtime.block_on(run::run(args))
+            runtime.block_on(run::run(*args))
         }
         Command::Policy(cmd) => check::policy(cmd),
     }

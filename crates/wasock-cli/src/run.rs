@@ -11,7 +11,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 use wasock::audit::{AuditSink, JsonLines, PolicyMode};
-use wasock::{RunError, StoreState};
+use wasock::{RunError, StoreState, WasockCtx};
 
 /// Exit code when the guest traps (as a process killed by SIGABRT reports it).
 const TRAP_EXIT: u8 = 134;
@@ -60,6 +60,11 @@ enum Mode {
 
 pub(crate) async fn run(args: RunArgs) -> ExitCode {
     let path = args.component.display().to_string();
+    // Flags first: a mistake in a rule or limit is reported before any file is read.
+    let sockets = match sockets_ctx(&args) {
+        Ok(s) => s,
+        Err(msg) => return fail(&msg),
+    };
     let bytes = match std::fs::read(&args.component) {
         Ok(b) => b,
         Err(e) => return fail(&format!("cannot read `{path}`: {e}")),
@@ -93,28 +98,6 @@ pub(crate) async fn run(args: RunArgs) -> ExitCode {
         Ok(w) => w,
         Err(msg) => return fail(&msg),
     };
-    let mut sockets = match args.policy.builder() {
-        Ok(b) => b,
-        Err(msg) => return fail(&msg),
-    };
-    match args.limits.limits() {
-        Ok(limits) => sockets = sockets.limits(limits),
-        Err(msg) => return fail(&msg),
-    }
-    let instance = args
-        .component
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned());
-    sockets = sockets.instance_name(instance.unwrap_or_else(|| "guest".into()));
-    if let Mode::Audit = args.policy_mode {
-        sockets = sockets.policy_mode(PolicyMode::Audit);
-    }
-    match args.audit.as_deref().map(audit_sink).transpose() {
-        Ok(Some(sink)) => sockets = sockets.audit_shared(sink),
-        Ok(None) => {}
-        Err(msg) => return fail(&msg),
-    }
-    let sockets = sockets.build();
     let counters = sockets.counters();
     let state = StoreState::new(wasi, sockets);
     let outcome = wasock::run_command(&engine, &linker, &component, state).await;
@@ -137,6 +120,23 @@ pub(crate) async fn run(args: RunArgs) -> ExitCode {
         )),
         Err(RunError::Instantiate(e)) => fail(&format!("cannot start `{path}`: {}", chain(&e))),
     }
+}
+
+/// The sockets context from the policy, limit and audit flags; a one-line error otherwise.
+fn sockets_ctx(args: &RunArgs) -> Result<WasockCtx, String> {
+    let mut sockets = args.policy.builder()?.limits(args.limits.limits()?);
+    let instance = args
+        .component
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned());
+    sockets = sockets.instance_name(instance.unwrap_or_else(|| "guest".into()));
+    if let Mode::Audit = args.policy_mode {
+        sockets = sockets.policy_mode(PolicyMode::Audit);
+    }
+    if let Some(path) = args.audit.as_deref() {
+        sockets = sockets.audit_shared(audit_sink(path)?);
+    }
+    Ok(sockets.build())
 }
 
 /// `--audit FILE`: JSON lines appended to FILE, or written to stderr for `-`.

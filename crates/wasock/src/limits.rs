@@ -2,9 +2,9 @@
 //! from creation to drop; every byte and datagram moved is counted here.
 
 use crate::bindings::network::ErrorCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Per-instance limits: what a guest may hold, and for how long it may wait. Exhaustion is the
 /// guest's error code, never the host's problem. `None` means unlimited.
@@ -24,6 +24,11 @@ pub struct Limits {
     pub write_buffer: usize,
     /// Connections a listener may hold pending (the backlog is clamped to this). Default 1024.
     pub max_backlog: u32,
+    /// Bytes per second the instance may receive (TCP bytes and UDP payloads); a token bucket
+    /// holding one second's worth. Default unlimited.
+    pub bandwidth_in: Option<u64>,
+    /// Bytes per second the instance may send, likewise. Default unlimited.
+    pub bandwidth_out: Option<u64>,
 }
 
 impl Default for Limits {
@@ -35,6 +40,8 @@ impl Default for Limits {
             connect_timeout: Some(Duration::from_secs(60)),
             write_buffer: 64 * 1024,
             max_backlog: 1024,
+            bandwidth_in: None,
+            bandwidth_out: None,
         }
     }
 }
@@ -64,6 +71,10 @@ pub struct Stats {
 #[derive(Debug, Default)]
 pub(crate) struct Accounting {
     pub(crate) limits: Limits,
+    /// `bandwidth_in`, when set.
+    pub(crate) inbound: Option<Bucket>,
+    /// `bandwidth_out`, when set.
+    pub(crate) outbound: Option<Bucket>,
     open: AtomicUsize,
     lookups: AtomicUsize,
     peak: AtomicUsize,
@@ -78,6 +89,8 @@ pub(crate) struct Accounting {
 impl Accounting {
     pub(crate) fn new(limits: Limits) -> Self {
         Accounting {
+            inbound: limits.bandwidth_in.map(Bucket::new),
+            outbound: limits.bandwidth_out.map(Bucket::new),
             limits,
             ..Default::default()
         }
@@ -159,6 +172,66 @@ impl Counters {
     }
 }
 
+/// A token bucket of bytes: refills at `rate` per second up to one second's worth.
+#[derive(Debug)]
+pub(crate) struct Bucket {
+    rate: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl Bucket {
+    fn new(rate: u64) -> Self {
+        let rate = rate.max(1) as f64;
+        Bucket {
+            rate,
+            state: Mutex::new((rate, Instant::now())),
+        }
+    }
+
+    fn refilled(&self) -> std::sync::MutexGuard<'_, (f64, Instant)> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.rate).min(self.rate);
+        s.1 = now;
+        s
+    }
+
+    /// Whole bytes available now, at most `want`.
+    pub(crate) fn available(&self, want: usize) -> usize {
+        (self.refilled().0.max(0.0) as usize).min(want)
+    }
+
+    /// Spends `n` bytes (the balance may go negative: a datagram is never split).
+    pub(crate) fn spend(&self, n: usize) {
+        self.refilled().0 -= n as f64;
+    }
+
+    /// How long until at least one byte is available.
+    pub(crate) fn wait(&self) -> Duration {
+        let tokens = self.refilled().0;
+        if tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - tokens) / self.rate)
+        }
+    }
+}
+
+/// Bytes `bucket` allows now, at most `want` (all of them when there is no bucket).
+pub(crate) fn allowance(bucket: Option<&Bucket>, want: usize) -> usize {
+    bucket.map_or(want, |b| b.available(want))
+}
+
+/// Sleeps until `bucket` has a byte again (at once when there is no bucket).
+pub(crate) async fn refill(bucket: Option<&Bucket>) {
+    if let Some(b) = bucket {
+        let wait = b.wait();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
 /// One lookup under way; the count drops with it.
 #[derive(Debug)]
 pub(crate) struct LookupSlot(Arc<Accounting>);
@@ -199,6 +272,19 @@ mod tests {
             (s.sockets_open, s.sockets_peak, s.sockets_created),
             (2, 2, 3)
         );
+    }
+
+    #[test]
+    fn buckets_refill_at_their_rate() {
+        let b = Bucket::new(1000);
+        assert_eq!(b.available(5000), 1000);
+        b.spend(1000);
+        assert_eq!(b.available(5000), 0);
+        assert!(b.wait() > Duration::ZERO && b.wait() <= Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(20));
+        let refilled = b.available(5000);
+        assert!((15..=1000).contains(&refilled), "{refilled}");
+        assert_eq!(allowance(None, 7), 7);
     }
 
     #[test]

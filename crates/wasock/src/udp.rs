@@ -13,7 +13,7 @@ use crate::bindings::network::{ErrorCode, IpSocketAddress};
 use crate::bindings::udp::{IncomingDatagram, OutgoingDatagram};
 use crate::error::{SocketError, SocketResult, from_io};
 use crate::gate::{Gate, PortMap};
-use crate::limits::SocketSlot;
+use crate::limits::{SocketSlot, allowance, refill};
 use crate::network::NetworkId;
 use crate::options;
 use crate::policy::{Action, Protocol};
@@ -257,9 +257,10 @@ impl IncomingDatagramStream {
             self.buf = vec![0; MAX_DATAGRAM + 8];
         }
         let local = self.shared.ports.to_guest(self.shared.sock.local_addr()?);
+        let acct = &self.shared.gate.acct;
         // Dropped datagrams count too, so a flood of refused senders cannot hold the call.
         for _ in 0..want * 4 {
-            if out.len() == want {
+            if out.len() == want || allowance(acct.inbound.as_ref(), 1) == 0 {
                 break;
             }
             let (n, from) = match self.shared.sock.try_recv_from(&mut self.buf) {
@@ -279,12 +280,15 @@ impl IncomingDatagramStream {
             {
                 continue;
             }
+            if let Some(b) = &acct.inbound {
+                b.spend(n);
+            }
             out.push(IncomingDatagram {
                 data: self.buf[..n].to_vec(),
                 remote_address: addr::from_std(from),
             });
         }
-        self.shared.gate.acct.datagrams_in(out.len());
+        acct.datagrams_in(out.len());
         Ok(out)
     }
 
@@ -320,7 +324,8 @@ impl OutgoingDatagramStream {
         if self.blocked {
             self.blocked = !self.shared.sock.send_ready();
         }
-        self.permit = if self.blocked {
+        let out_of_bandwidth = allowance(self.shared.gate.acct.outbound.as_ref(), 1) == 0;
+        self.permit = if self.blocked || out_of_bandwidth {
             0
         } else {
             self.shared.gate.tuning.udp_send_permits
@@ -370,8 +375,17 @@ impl OutgoingDatagramStream {
             return Err(ErrorCode::DatagramTooLarge);
         }
         self.shared.gate.check(Action::Send { remote: to })?;
+        let outbound = self.shared.gate.acct.outbound.as_ref();
+        if allowance(outbound, 1) == 0 {
+            return Ok(false);
+        }
         match self.shared.sock.try_send_to(&d.data, to) {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                if let Some(b) = outbound {
+                    b.spend(d.data.len());
+                }
+                Ok(true)
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
             Err(e) => Err(from_io(&e)),
         }
@@ -400,9 +414,12 @@ impl Pollable for DatagramReadiness {
         if !self.shared.is_current(self.generation) {
             return;
         }
+        let acct = &self.shared.gate.acct;
         if self.send {
+            refill(acct.outbound.as_ref()).await;
             self.shared.sock.writable().await
         } else {
+            refill(acct.inbound.as_ref()).await;
             self.shared.sock.readable().await
         }
     }

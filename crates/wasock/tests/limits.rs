@@ -72,3 +72,48 @@ async fn connect_timeout() {
         .await
         .assert_passed();
 }
+
+/// Bandwidth caps slow the guest to the configured rate (a token bucket holding one second's
+/// worth): echoing 300 KB at 100 KB/s each way cannot finish in under 3 s (2 s to send past the
+/// first second's burst, 2 s to receive likewise, overlapping by at most the burst).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bandwidth_caps() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(&s).read_line(&mut line).unwrap();
+        (&s).write_all(line.as_bytes()).unwrap();
+    });
+    let rate = 100_000;
+    let limits = Limits {
+        bandwidth_in: Some(rate),
+        bandwidth_out: Some(rate),
+        ..Limits::default()
+    };
+    let sockets = WasockCtx::builder()
+        .allow_all_network()
+        .limits(limits)
+        .build();
+    let counters = sockets.counters();
+    let message = "x".repeat(300_000);
+    let started = std::time::Instant::now();
+    run(wasock_guests::STD_ECHO_CLIENT, &[&addr, &message], sockets)
+        .await
+        .assert_passed();
+    let took = started.elapsed();
+    server.join().unwrap();
+    let stats = counters.stats();
+    assert!(
+        stats.bytes_out > 300_000 && stats.bytes_in > 300_000,
+        "{stats:?}"
+    );
+    assert!(
+        took >= std::time::Duration::from_secs(3),
+        "took {took:?} at {rate} B/s each way"
+    );
+}

@@ -6,6 +6,7 @@
 
 use crate::backend::Stream;
 use crate::gate::Gate;
+use crate::limits::{allowance, refill};
 use bytes::{Bytes, BytesMut};
 use std::io;
 use std::net::Shutdown;
@@ -81,11 +82,19 @@ impl InputStream for TcpReader {
         if size == 0 {
             return Ok(Bytes::new());
         }
-        let mut buf = BytesMut::with_capacity(size.min(MAX_READ));
+        let acct = &self.conn.gate.acct;
+        let want = allowance(acct.inbound.as_ref(), size.min(MAX_READ));
+        if want == 0 {
+            return Ok(Bytes::new());
+        }
+        let mut buf = BytesMut::with_capacity(want);
         match self.conn.stream.try_read_buf(&mut buf) {
             Ok(0) => Err(StreamError::Closed),
             Ok(n) => {
-                self.conn.gate.acct.bytes_in(n);
+                acct.bytes_in(n);
+                if let Some(b) = &acct.inbound {
+                    b.spend(n);
+                }
                 Ok(buf.freeze())
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
@@ -98,6 +107,7 @@ impl InputStream for TcpReader {
 impl Pollable for TcpReader {
     async fn ready(&mut self) {
         if !self.conn.read_shut.load(Ordering::Acquire) {
+            refill(self.conn.gate.acct.inbound.as_ref()).await;
             self.conn.stream.readable().await;
         }
     }
@@ -147,7 +157,11 @@ impl OutputStream for TcpWriter {
             return Err(StreamError::trap("write exceeds the permit of check-write"));
         }
         self.permit -= bytes.len();
-        self.conn.gate.acct.bytes_out(bytes.len());
+        let acct = &self.conn.gate.acct;
+        acct.bytes_out(bytes.len());
+        if let Some(b) = &acct.outbound {
+            b.spend(bytes.len());
+        }
         if self.pending.is_empty() {
             match self.conn.stream.try_write(&bytes) {
                 Ok(n) => {
@@ -175,7 +189,7 @@ impl OutputStream for TcpWriter {
         self.push_pending();
         self.check_open()?;
         self.permit = if self.pending.is_empty() {
-            self.budget
+            allowance(self.conn.gate.acct.outbound.as_ref(), self.budget)
         } else {
             0
         };
@@ -188,8 +202,11 @@ impl Pollable for TcpWriter {
     async fn ready(&mut self) {
         loop {
             self.push_pending();
-            if self.pending.is_empty() || self.failed.is_some() {
+            if self.failed.is_some() {
                 return;
+            }
+            if self.pending.is_empty() {
+                return refill(self.conn.gate.acct.outbound.as_ref()).await;
             }
             self.conn.stream.writable().await;
         }
