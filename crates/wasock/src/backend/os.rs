@@ -308,10 +308,16 @@ impl Stream {
     /// nothing is there). Calls `recv(2)` directly: the reactor's readiness may lag.
     pub(crate) fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
         let filled = buf.len();
+        let room = buf.capacity() - filled;
         match SockRef::from(&self.inner).recv(buf.spare_capacity_mut()) {
             Ok(n) => {
                 // SAFETY: recv(2) initialized the first `n` bytes of the spare capacity.
                 unsafe { buf.set_len(filled + n) };
+                // A short read drained the socket: the next wait must be for new data (the
+                // reactor is edge-triggered, and clearing keeps an event that came since).
+                if n > 0 && n < room {
+                    clear_readiness(|f| self.inner.try_io(Interest::READABLE, f));
+                }
                 Ok(n)
             }
             Err(e) => {
@@ -331,8 +337,21 @@ impl Stream {
         }
         sent
     }
+    /// Waits until a read would return data, end of stream or an error. The reactor's readiness
+    /// can outlive a read that drained the socket, so it is confirmed with a one-byte peek.
     pub(crate) async fn readable(&self) {
-        let _ = self.inner.readable().await;
+        loop {
+            if self.inner.readable().await.is_err() {
+                return;
+            }
+            let mut byte = [std::mem::MaybeUninit::uninit()];
+            match SockRef::from(&self.inner).recv_with_flags(&mut byte, libc::MSG_PEEK) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    clear_readiness(|f| self.inner.try_io(Interest::READABLE, f));
+                }
+                _ => return,
+            }
+        }
     }
     pub(crate) async fn writable(&self) {
         let _ = self.inner.writable().await;
