@@ -17,6 +17,8 @@ const GUESTS: &[(&str, &str)] = &[
     ("RAW_UDP_TRAP", "raw-udp-trap"),
     ("RAW_LOOKUP", "raw-lookup"),
     ("RAW_LIMITS", "raw-limits"),
+    ("RAW_SOAK", "raw-soak"),
+    ("RAW_DROP_ORDER", "raw-drop-order"),
     ("RAW_POLICY", "raw-policy"),
     ("UDP_V021", "udp-v021"),
     ("TCP_V020", "tcp-v020"),

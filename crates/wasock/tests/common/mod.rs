@@ -235,3 +235,34 @@ impl Run {
         }
     }
 }
+
+/// The number of fds this process has open now (`/proc/self/fd`).
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Waits (at most `max`) until the fd count is at or below `target`, or, with
+/// `target == usize::MAX`, until it stops changing for 100 ms; returns the count.
+pub async fn settle_fds(target: usize, max: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + max;
+    let mut last = fd_count();
+    let mut stable_since = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = fd_count();
+        if now != last {
+            stable_since = tokio::time::Instant::now();
+            last = now;
+        }
+        let done = if target == usize::MAX {
+            stable_since.elapsed() >= Duration::from_millis(100)
+        } else {
+            now <= target
+        };
+        if done || tokio::time::Instant::now() >= deadline {
+            return now;
+        }
+    }
+}
