@@ -25,10 +25,26 @@ fn no_wait() -> Context<'static> {
     Context::from_waker(Waker::noop())
 }
 
-/// After a direct syscall said `WouldBlock`, clears tokio's cached readiness so that the next
-/// wait is real (tokio's `try_io` runs the closure only while it believes the socket is ready).
-fn clear_readiness(try_io: impl FnOnce(&mut dyn FnMut() -> io::Result<()>) -> io::Result<()>) {
-    let _ = try_io(&mut || Err(io::ErrorKind::WouldBlock.into()));
+/// Runs one non-blocking syscall `op` on a socket registered with the reactor.
+///
+/// While the reactor believes the socket ready, `op` runs under tokio's `try_io`, whose readiness
+/// snapshot is taken before the call: a `WouldBlock` then clears exactly the readiness seen before
+/// it, never an event that arrived during it (clearing after the fact could lose a wake-up). While
+/// the reactor believes it not ready, `op` runs directly, because readiness can lag a socket
+/// registered a moment ago; a `WouldBlock` then clears nothing.
+fn nonblocking<R>(
+    try_io: impl FnOnce(&mut dyn FnMut() -> io::Result<R>) -> io::Result<R>,
+    mut op: impl FnMut() -> io::Result<R>,
+) -> io::Result<R> {
+    let mut ran = false;
+    let mut tracked = || {
+        ran = true;
+        op()
+    };
+    match try_io(&mut tracked) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && !ran => op(),
+        result => result,
+    }
 }
 
 /// Maps a socket2 address of an IP socket to a std one.
@@ -305,51 +321,38 @@ impl Stream {
         self.inner.set_nodelay(on)
     }
     /// Reads up to the buffer's spare capacity without zero-filling it (`WouldBlock` when
-    /// nothing is there). Calls `recv(2)` directly: the reactor's readiness may lag.
+    /// nothing is there).
     pub(crate) fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
         let filled = buf.len();
-        let room = buf.capacity() - filled;
-        match SockRef::from(&self.inner).recv(buf.spare_capacity_mut()) {
-            Ok(n) => {
-                // SAFETY: recv(2) initialized the first `n` bytes of the spare capacity.
-                unsafe { buf.set_len(filled + n) };
-                // A short read drained the socket: the next wait must be for new data (the
-                // reactor is edge-triggered, and clearing keeps an event that came since).
-                if n > 0 && n < room {
-                    clear_readiness(|f| self.inner.try_io(Interest::READABLE, f));
-                }
-                Ok(n)
-            }
-            Err(e) => {
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    clear_readiness(|f| self.inner.try_io(Interest::READABLE, f));
-                }
-                Err(e)
-            }
-        }
+        let n = nonblocking(
+            |f| self.inner.try_io(Interest::READABLE, f),
+            || SockRef::from(&self.inner).recv(buf.spare_capacity_mut()),
+        )?;
+        // SAFETY: recv(2) initialized the first `n` bytes of the spare capacity.
+        unsafe { buf.set_len(filled + n) };
+        Ok(n)
     }
-    /// Writes what fits without waiting (`WouldBlock` when nothing does). Calls `send(2)`
-    /// directly, without `SIGPIPE`.
+    /// Writes what fits without waiting (`WouldBlock` when nothing does), without `SIGPIPE`.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        let sent = SockRef::from(&self.inner).send_with_flags(buf, libc::MSG_NOSIGNAL);
-        if matches!(&sent, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            clear_readiness(|f| self.inner.try_io(Interest::WRITABLE, f));
-        }
-        sent
+        nonblocking(
+            |f| self.inner.try_io(Interest::WRITABLE, f),
+            || SockRef::from(&self.inner).send_with_flags(buf, libc::MSG_NOSIGNAL),
+        )
     }
     /// Waits until a read would return data, end of stream or an error. The reactor's readiness
-    /// can outlive a read that drained the socket, so it is confirmed with a one-byte peek.
+    /// can outlive a read that drained the socket, so it is confirmed with a one-byte peek under
+    /// `try_io` (which clears it, race-free, when the peek finds nothing).
     pub(crate) async fn readable(&self) {
         loop {
             if self.inner.readable().await.is_err() {
                 return;
             }
             let mut byte = [std::mem::MaybeUninit::uninit()];
-            match SockRef::from(&self.inner).recv_with_flags(&mut byte, libc::MSG_PEEK) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    clear_readiness(|f| self.inner.try_io(Interest::READABLE, f));
-                }
-                _ => return,
+            let peek = self.inner.try_io(Interest::READABLE, || {
+                SockRef::from(&self.inner).recv_with_flags(&mut byte, libc::MSG_PEEK)
+            });
+            if !matches!(peek, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                return;
             }
         }
     }
@@ -385,28 +388,23 @@ impl Options for Datagram {
 }
 
 impl Datagram {
-    /// Receives one datagram without waiting. Calls `recvfrom(2)` directly.
+    /// Receives one datagram without waiting.
     pub(crate) fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and recvfrom(2) only writes bytes.
         let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
-        match SockRef::from(&self.sock).recv_from(uninit) {
-            Ok((n, from)) => Ok((n, ip_addr(from)?)),
-            Err(e) => {
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    clear_readiness(|f| self.sock.try_io(Interest::READABLE, f));
-                }
-                Err(e)
-            }
-        }
+        let (n, from) = nonblocking(
+            |f| self.sock.try_io(Interest::READABLE, f),
+            || SockRef::from(&self.sock).recv_from(uninit),
+        )?;
+        Ok((n, ip_addr(from)?))
     }
-    /// Sends one datagram without waiting. Calls `sendto(2)` directly.
+    /// Sends one datagram without waiting, without `SIGPIPE`.
     pub(crate) fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        let sent =
-            SockRef::from(&self.sock).send_to_with_flags(buf, &to.into(), libc::MSG_NOSIGNAL);
-        if matches!(&sent, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            clear_readiness(|f| self.sock.try_io(Interest::WRITABLE, f));
-        }
-        sent
+        let to = to.into();
+        nonblocking(
+            |f| self.sock.try_io(Interest::WRITABLE, f),
+            || SockRef::from(&self.sock).send_to_with_flags(buf, &to, libc::MSG_NOSIGNAL),
+        )
     }
     /// Whether the socket is writable now (after a full buffer: whether it drained).
     pub(crate) fn send_ready(&self) -> bool {
