@@ -2,8 +2,8 @@
 //!
 //! `resolve-addresses` never blocks: IP literals are answered at once (policy or not: they are
 //! checked when used), names are validated and IDNA-encoded, put to the policy, answered from a
-//! policy mapping (`name->addr`) or resolved in the background; `resolve-next-address` reads the
-//! results in order. What a name returned is remembered for the instance's name-bound grants.
+//! policy mapping (`name->addr`), from `/etc/hosts` in-process, or resolved in the background;
+//! `resolve-next-address` reads the results in order. What a name returned is remembered for the instance's name-bound grants.
 
 use crate::addr;
 use crate::bindings::network::ErrorCode;
@@ -49,7 +49,10 @@ impl ResolveAddressStream {
                 state: Lookup::Failed(ErrorCode::PermanentResolverFailure),
             });
         }
-        if let Some(fixed) = gate.mapped_name(&name) {
+        if let Some(fixed) = gate
+            .mapped_name(&name)
+            .or_else(|| crate::backend::resolve_local(&name))
+        {
             let addrs = ordered(fixed);
             gate.remember(&name, &addrs);
             return Ok(Self::done(addrs));
