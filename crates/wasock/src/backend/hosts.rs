@@ -1,6 +1,8 @@
-//! Names the system resolver answers from `/etc/hosts`, answered in-process: no blocking-pool
-//! hop, no thread. Used only while `/etc/nsswitch.conf` consults `files` before any other
-//! source, so the answer is the one `getaddrinfo` would give; anything else goes to it.
+//! Names answered in-process, with no blocking-pool hop and no query leaving the machine:
+//! - what `/etc/hosts` says, while `/etc/nsswitch.conf` consults `files` before any other source
+//!   (so the answer is the one `getaddrinfo` would give);
+//! - `localhost` and every name under `.localhost`, which RFC 6761 reserves for loopback: what
+//!   the hosts file gives `localhost`, or `::1` and `127.0.0.1` — never a DNS query.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -50,10 +52,19 @@ pub(crate) fn lookup(name: &str) -> Option<Vec<IpAddr>> {
         }
     }
     let snapshot = cache.as_ref()?;
-    if !snapshot.files_first {
-        return None;
-    }
-    let mut addrs = snapshot.names.get(name)?.clone();
+    let is_localhost = name == "localhost" || name.ends_with(".localhost");
+    let listed = |n: &str| snapshot.names.get(n).filter(|_| snapshot.files_first);
+    let mut addrs = match (listed(name), is_localhost) {
+        (Some(addrs), _) => addrs.clone(),
+        (None, true) => match listed("localhost") {
+            Some(addrs) => addrs.clone(),
+            None => vec![
+                IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+                IpAddr::from([127, 0, 0, 1]),
+            ],
+        },
+        (None, false) => return None,
+    };
     addrs.sort_by_key(|ip| std::cmp::Reverse(precedence(ip)));
     Some(addrs)
 }
@@ -123,6 +134,18 @@ mod tests {
         assert_eq!(names["box.local"], vec![ip("127.0.0.1")]);
         assert_eq!(names["db.internal"], vec![ip("10.0.0.5")]);
         assert!(!names.contains_key("name"));
+    }
+
+    #[test]
+    fn localhost_names_never_leave_the_machine() {
+        for name in ["localhost", "xn--bcher-kva.localhost", "a.b.localhost"] {
+            let addrs = lookup(name).expect("answered in-process");
+            assert!(
+                !addrs.is_empty() && addrs.iter().all(IpAddr::is_loopback),
+                "{name}: {addrs:?}"
+            );
+        }
+        assert_eq!(lookup("localhost.example"), None);
     }
 
     #[test]
