@@ -72,9 +72,9 @@ pub struct Stats {
 pub(crate) struct Accounting {
     pub(crate) limits: Limits,
     /// `bandwidth_in`, when set.
-    pub(crate) inbound: Option<Bucket>,
+    inbound: Option<Bucket>,
     /// `bandwidth_out`, when set.
-    pub(crate) outbound: Option<Bucket>,
+    outbound: Option<Bucket>,
     open: AtomicUsize,
     lookups: AtomicUsize,
     peak: AtomicUsize,
@@ -126,6 +126,33 @@ impl Accounting {
             .is_some_and(|max| self.open.load(Relaxed) >= max)
     }
 
+    fn bucket(&self, way: Way) -> Option<&Bucket> {
+        match way {
+            Way::In => self.inbound.as_ref(),
+            Way::Out => self.outbound.as_ref(),
+        }
+    }
+
+    /// Bytes the bandwidth cap of `way` allows now, at most `want` (all of them with no cap).
+    pub(crate) fn allowance(&self, way: Way, want: usize) -> usize {
+        self.bucket(way).map_or(want, |b| b.available(want))
+    }
+
+    /// Charges `n` bytes moved to the bandwidth cap of `way`, if any.
+    pub(crate) fn spend(&self, way: Way, n: usize) {
+        if let Some(b) = self.bucket(way) {
+            b.spend(n);
+        }
+    }
+
+    /// Sleeps until the bandwidth cap of `way` allows a byte again (at once with no cap).
+    pub(crate) async fn refill(&self, way: Way) {
+        let wait = self.bucket(way).map_or(Duration::ZERO, Bucket::wait);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     pub(crate) fn bytes_in(&self, n: usize) {
         self.bytes_in.fetch_add(n as u64, Relaxed);
     }
@@ -172,6 +199,15 @@ impl Counters {
     }
 }
 
+/// The direction of a bandwidth cap, as the guest sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Way {
+    /// Received by the guest.
+    In,
+    /// Sent by the guest.
+    Out,
+}
+
 /// A token bucket of bytes: refills at `rate` per second up to one second's worth.
 #[derive(Debug)]
 pub(crate) struct Bucket {
@@ -213,21 +249,6 @@ impl Bucket {
             Duration::ZERO
         } else {
             Duration::from_secs_f64((1.0 - tokens) / self.rate)
-        }
-    }
-}
-
-/// Bytes `bucket` allows now, at most `want` (all of them when there is no bucket).
-pub(crate) fn allowance(bucket: Option<&Bucket>, want: usize) -> usize {
-    bucket.map_or(want, |b| b.available(want))
-}
-
-/// Sleeps until `bucket` has a byte again (at once when there is no bucket).
-pub(crate) async fn refill(bucket: Option<&Bucket>) {
-    if let Some(b) = bucket {
-        let wait = b.wait();
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -284,7 +305,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         let refilled = b.available(5000);
         assert!((15..=1000).contains(&refilled), "{refilled}");
-        assert_eq!(allowance(None, 7), 7);
+        assert_eq!(Accounting::default().allowance(Way::In, 7), 7);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! `resolve-addresses` never blocks: IP literals are answered at once (policy or not: they are
 //! checked when used), names are validated and IDNA-encoded, put to the policy, answered from a
 //! policy mapping (`name->addr`), from `/etc/hosts` in-process, or resolved in the background;
-//! `resolve-next-address` reads the results in order. What a name returned is remembered for the instance's name-bound grants.
+//! `resolve-next-address` reads the results in order. What a name returned is remembered for the
+//! instance's name-bound grants.
 
 use crate::addr;
 use crate::bindings::network::ErrorCode;

@@ -13,7 +13,7 @@ use crate::bindings::network::{ErrorCode, IpSocketAddress};
 use crate::bindings::udp::{IncomingDatagram, OutgoingDatagram};
 use crate::error::{SocketError, SocketResult, from_io};
 use crate::gate::{Gate, PortMap};
-use crate::limits::{SocketSlot, allowance, refill};
+use crate::limits::{SocketSlot, Way};
 use crate::network::NetworkId;
 use crate::options;
 use crate::policy::{Action, Protocol};
@@ -260,7 +260,7 @@ impl IncomingDatagramStream {
         let acct = &self.shared.gate.acct;
         // Dropped datagrams count too, so a flood of refused senders cannot hold the call.
         for _ in 0..want * 4 {
-            if out.len() == want || allowance(acct.inbound.as_ref(), 1) == 0 {
+            if out.len() == want || acct.allowance(Way::In, 1) == 0 {
                 break;
             }
             let (n, from) = match self.shared.sock.try_recv_from(&mut self.buf) {
@@ -280,9 +280,7 @@ impl IncomingDatagramStream {
             {
                 continue;
             }
-            if let Some(b) = &acct.inbound {
-                b.spend(n);
-            }
+            acct.spend(Way::In, n);
             out.push(IncomingDatagram {
                 data: self.buf[..n].to_vec(),
                 remote_address: addr::from_std(from),
@@ -324,7 +322,7 @@ impl OutgoingDatagramStream {
         if self.blocked {
             self.blocked = !self.shared.sock.send_ready();
         }
-        let out_of_bandwidth = allowance(self.shared.gate.acct.outbound.as_ref(), 1) == 0;
+        let out_of_bandwidth = self.shared.gate.acct.allowance(Way::Out, 1) == 0;
         self.permit = if self.blocked || out_of_bandwidth {
             0
         } else {
@@ -375,15 +373,13 @@ impl OutgoingDatagramStream {
             return Err(ErrorCode::DatagramTooLarge);
         }
         self.shared.gate.check(Action::Send { remote: to })?;
-        let outbound = self.shared.gate.acct.outbound.as_ref();
-        if allowance(outbound, 1) == 0 {
+        let acct = &self.shared.gate.acct;
+        if acct.allowance(Way::Out, 1) == 0 {
             return Ok(false);
         }
         match self.shared.sock.try_send_to(&d.data, to) {
             Ok(_) => {
-                if let Some(b) = outbound {
-                    b.spend(d.data.len());
-                }
+                acct.spend(Way::Out, d.data.len());
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
@@ -416,10 +412,10 @@ impl Pollable for DatagramReadiness {
         }
         let acct = &self.shared.gate.acct;
         if self.send {
-            refill(acct.outbound.as_ref()).await;
+            acct.refill(Way::Out).await;
             self.shared.sock.writable().await
         } else {
-            refill(acct.inbound.as_ref()).await;
+            acct.refill(Way::In).await;
             self.shared.sock.readable().await
         }
     }

@@ -6,7 +6,7 @@
 
 use crate::backend::Stream;
 use crate::gate::Gate;
-use crate::limits::{allowance, refill};
+use crate::limits::Way;
 use bytes::{Bytes, BytesMut};
 use std::io;
 use std::net::Shutdown;
@@ -83,7 +83,7 @@ impl InputStream for TcpReader {
             return Ok(Bytes::new());
         }
         let acct = &self.conn.gate.acct;
-        let want = allowance(acct.inbound.as_ref(), size.min(MAX_READ));
+        let want = acct.allowance(Way::In, size.min(MAX_READ));
         if want == 0 {
             return Ok(Bytes::new());
         }
@@ -92,9 +92,7 @@ impl InputStream for TcpReader {
             Ok(0) => Err(StreamError::Closed),
             Ok(n) => {
                 acct.bytes_in(n);
-                if let Some(b) = &acct.inbound {
-                    b.spend(n);
-                }
+                acct.spend(Way::In, n);
                 Ok(buf.freeze())
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
@@ -107,7 +105,7 @@ impl InputStream for TcpReader {
 impl Pollable for TcpReader {
     async fn ready(&mut self) {
         if !self.conn.read_shut.load(Ordering::Acquire) {
-            refill(self.conn.gate.acct.inbound.as_ref()).await;
+            self.conn.gate.acct.refill(Way::In).await;
             self.conn.stream.readable().await;
         }
     }
@@ -159,9 +157,7 @@ impl OutputStream for TcpWriter {
         self.permit -= bytes.len();
         let acct = &self.conn.gate.acct;
         acct.bytes_out(bytes.len());
-        if let Some(b) = &acct.outbound {
-            b.spend(bytes.len());
-        }
+        acct.spend(Way::Out, bytes.len());
         if self.pending.is_empty() {
             match self.conn.stream.try_write(&bytes) {
                 Ok(n) => {
@@ -189,7 +185,7 @@ impl OutputStream for TcpWriter {
         self.push_pending();
         self.check_open()?;
         self.permit = if self.pending.is_empty() {
-            allowance(self.conn.gate.acct.outbound.as_ref(), self.budget)
+            self.conn.gate.acct.allowance(Way::Out, self.budget)
         } else {
             0
         };
@@ -206,7 +202,7 @@ impl Pollable for TcpWriter {
                 return;
             }
             if self.pending.is_empty() {
-                return refill(self.conn.gate.acct.outbound.as_ref()).await;
+                return self.conn.gate.acct.refill(Way::Out).await;
             }
             self.conn.stream.writable().await;
         }
