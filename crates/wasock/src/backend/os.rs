@@ -226,49 +226,29 @@ impl Listener {
     }
 
     /// Accepts one pending connection without waiting; `Ok(None)` when none is pending.
-    ///
-    /// Calls `accept(2)` directly: the reactor's readiness for a fresh listener may lag.
     pub(crate) fn try_accept(&self) -> io::Result<Option<(Stream, SocketAddr)>> {
-        if let Some(accepted) = self.stash().take() {
-            let (inner, peer) = accepted?;
-            return Ok(Some((
-                Stream {
-                    inner,
-                    family: self.family,
-                },
-                peer,
-            )));
-        }
-        match self.sock().accept() {
-            Ok((sock, peer)) => {
-                sock.set_nonblocking(true)?;
-                let inner = tokio::net::TcpStream::from_std(std::net::TcpStream::from(sock))?;
-                Ok(Some((
-                    Stream {
-                        inner,
-                        family: self.family,
-                    },
-                    ip_addr(peer)?,
-                )))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // Clears the cached readiness, or takes a connection that just arrived.
-                match self.inner.poll_accept(&mut no_wait()) {
-                    Poll::Pending => Ok(None),
-                    Poll::Ready(accepted) => {
-                        let (inner, peer) = accepted?;
-                        Ok(Some((
-                            Stream {
-                                inner,
-                                family: self.family,
-                            },
-                            peer,
-                        )))
+        let taken = match self.stash().take() {
+            Some(accepted) => accepted,
+            None => match self.inner.poll_accept(&mut no_wait()) {
+                Poll::Ready(accepted) => accepted,
+                // The reactor's readiness can lag a fresh listener: ask the kernel directly.
+                Poll::Pending => match self.sock().accept() {
+                    Ok((sock, peer)) => {
+                        sock.set_nonblocking(true)?;
+                        let inner = tokio::net::TcpStream::from_std(sock.into())?;
+                        Ok((inner, ip_addr(peer)?))
                     }
-                }
-            }
-            Err(e) => Err(e),
-        }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                    Err(e) => Err(e),
+                },
+            },
+        };
+        let (inner, peer) = taken?;
+        let stream = Stream {
+            inner,
+            family: self.family,
+        };
+        Ok(Some((stream, peer)))
     }
 
     /// Waits until a connection is pending (or accepting failed).
