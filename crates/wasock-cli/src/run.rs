@@ -177,17 +177,23 @@ fn is_core_module(bytes: &[u8]) -> bool {
 /// Every cause of an error, first lines only, on one line (a link error names the import in an
 /// outer cause and the missing item in the inner one).
 fn chain(e: &wasmtime::Error) -> String {
-    let lines: Vec<String> = e
-        .chain()
-        .map(|c| c.to_string().lines().next().unwrap_or_default().to_string())
-        .collect();
+    let lines: Vec<String> = e.chain().map(first_line).collect();
     lines.join(": ")
 }
 
 /// The first line of an error's innermost cause: the line that says what went wrong.
 fn root(e: &wasmtime::Error) -> String {
-    let cause = e.chain().last().map(|c| c.to_string()).unwrap_or_default();
-    cause.lines().next().unwrap_or_default().to_string()
+    e.chain().last().map(first_line).unwrap_or_default()
+}
+
+/// The first line of one cause's message (some span several lines).
+fn first_line(cause: &(dyn std::error::Error + 'static)) -> String {
+    cause
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// WASI context: inherited stdio, the component's name and the given args, env and preopens.
