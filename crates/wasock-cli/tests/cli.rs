@@ -198,6 +198,40 @@ fn stats_are_printed_at_exit() {
         .find(|l| l.contains("udp datagrams in"))
         .unwrap_or_default();
     assert!(!datagrams.contains("in 0 out 0"), "{err}");
+    // Per-socket counters: the echo's sockets, with their addresses and datagram counts.
+    let busiest: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("wasock: stats: socket #"))
+        .collect();
+    assert!(!busiest.is_empty(), "{err}");
+    assert!(busiest.iter().all(|l| l.contains(" udp ")), "{err}");
+    assert!(
+        busiest.iter().any(|l| l.contains(" udp 127.0.0.1:")),
+        "{err}"
+    );
+    assert!(busiest.iter().any(|l| l.contains(" udp [::1]:")), "{err}");
+    assert!(
+        busiest.iter().any(|l| l.contains(" -> 127.0.0.1:")),
+        "a socket with a peer: {err}"
+    );
+}
+
+#[test]
+fn stats_count_denials_by_reason() {
+    let out = wasock(&[
+        "run",
+        "--allow-all-network",
+        "--max-sockets",
+        "20",
+        "--stats",
+        wasock_guests::STD_MANY,
+    ]);
+    let err = stderr(&out);
+    let denied = err
+        .lines()
+        .find(|l| l.starts_with("wasock: stats: operations denied"))
+        .unwrap_or_default();
+    assert!(denied.contains("socket-limit "), "{err}");
 }
 
 #[test]

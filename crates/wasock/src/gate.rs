@@ -4,7 +4,7 @@
 
 use crate::audit::{AuditEvent, AuditSink, AuditVerdict, PolicyMode};
 use crate::bindings::network::ErrorCode;
-use crate::limits::Accounting;
+use crate::limits::{Accounting, Denial};
 use crate::policy::{Action, NameBook, Policy, Protocol, Verdict};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -104,10 +104,12 @@ impl Gate {
         if verdict == AuditVerdict::Allow {
             return Ok(());
         }
-        self.acct.denied();
-        match verdict {
-            AuditVerdict::Deny => Err(ErrorCode::AccessDenied),
-            _ => Ok(()),
+        if verdict == AuditVerdict::Deny {
+            self.acct.refused(Denial::Policy(action.op()));
+            Err(ErrorCode::AccessDenied)
+        } else {
+            self.acct.refused(Denial::WouldDeny(action.op()));
+            Ok(())
         }
     }
 

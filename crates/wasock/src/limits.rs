@@ -1,10 +1,18 @@
 //! The accounting point: per-instance limits and counters. Every socket holds a [`SocketSlot`]
-//! from creation to drop; every byte and datagram moved is counted here.
+//! from creation to drop, and counts what it moves on its [`SocketMeter`], which its streams
+//! share; every refusal is counted here by reason.
 
 use crate::bindings::network::ErrorCode;
+use crate::policy::Protocol;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// How many sockets [`Counters::busiest`] keeps.
+const BUSIEST: usize = 10;
 
 /// Per-instance limits: what a guest may hold, and for how long it may wait. Exhaustion is the
 /// guest's error code, never the host's problem. `None` means unlimited.
@@ -53,18 +61,213 @@ pub struct Stats {
     pub sockets_open: usize,
     /// Most sockets open at once.
     pub sockets_peak: usize,
-    /// Sockets created in all.
+    /// Sockets created in all (accepted ones included).
     pub sockets_created: u64,
-    /// TCP bytes read by the guest.
+    /// Bytes delivered to the guest: TCP stream bytes and UDP payloads.
     pub bytes_in: u64,
-    /// TCP bytes written by the guest.
+    /// Bytes sent by the guest: TCP stream bytes and UDP payloads.
     pub bytes_out: u64,
     /// UDP datagrams delivered to the guest.
     pub datagrams_in: u64,
     /// UDP datagrams sent by the guest.
     pub datagrams_out: u64,
-    /// Operations the policy refused.
+    /// Operations refused, by the policy or by a limit (the sum of `denied_by`).
     pub denials: u64,
+    /// Refusals by reason.
+    pub denied_by: BTreeMap<Denial, u64>,
+}
+
+/// Why an operation was refused, for the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Denial {
+    /// The policy refused the operation named as in the audit trail (`connect`, `send`, …).
+    Policy(&'static str),
+    /// Audit mode: the policy would have refused this operation, which went ahead.
+    WouldDeny(&'static str),
+    /// The instance's socket limit: `new-socket-limit`.
+    SocketLimit,
+    /// The host's file descriptors ran out (`EMFILE`/`ENFILE`): `new-socket-limit`.
+    HostFdLimit,
+    /// Too many lookups under way: `temporary-resolver-failure`.
+    LookupLimit,
+    /// A lookup ran past the lookup timeout: `temporary-resolver-failure`.
+    LookupTimeout,
+    /// A connect ran past the connect timeout: `timeout`.
+    ConnectTimeout,
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denial::Policy(op) => write!(f, "policy:{op}"),
+            Denial::WouldDeny(op) => write!(f, "would-deny:{op}"),
+            Denial::SocketLimit => f.write_str("socket-limit"),
+            Denial::HostFdLimit => f.write_str("host-fd-limit"),
+            Denial::LookupLimit => f.write_str("lookup-limit"),
+            Denial::LookupTimeout => f.write_str("lookup-timeout"),
+            Denial::ConnectTimeout => f.write_str("connect-timeout"),
+        }
+    }
+}
+
+/// What one socket moved, from its creation until the last of it and its streams was dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketStats {
+    /// The socket's number in its instance, from 1 in creation order.
+    pub id: u64,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The local address as the guest sees it, once bound.
+    pub local: Option<SocketAddr>,
+    /// The peer, once connected (TCP) or associated (UDP).
+    pub remote: Option<SocketAddr>,
+    /// Bytes delivered to the guest (TCP bytes, UDP payloads).
+    pub bytes_in: u64,
+    /// Bytes sent by the guest.
+    pub bytes_out: u64,
+    /// UDP datagrams delivered to the guest.
+    pub datagrams_in: u64,
+    /// UDP datagrams sent by the guest.
+    pub datagrams_out: u64,
+    /// Whether the socket or one of its streams is still alive.
+    pub open: bool,
+}
+
+impl SocketStats {
+    /// Bytes both ways, then datagrams both ways: how [`Counters::busiest`] ranks sockets.
+    fn traffic(&self) -> (u64, u64) {
+        (
+            self.bytes_in + self.bytes_out,
+            self.datagrams_in + self.datagrams_out,
+        )
+    }
+}
+
+/// One socket's live counters.
+#[derive(Debug)]
+pub(crate) struct Meter {
+    id: u64,
+    protocol: Protocol,
+    addrs: Mutex<(Option<SocketAddr>, Option<SocketAddr>)>,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    datagrams_in: AtomicU64,
+    datagrams_out: AtomicU64,
+}
+
+impl Meter {
+    fn addrs(&self) -> MutexGuard<'_, (Option<SocketAddr>, Option<SocketAddr>)> {
+        self.addrs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the socket's local address (as the guest sees it).
+    pub(crate) fn set_local(&self, local: SocketAddr) {
+        self.addrs().0 = Some(local);
+    }
+
+    /// Records the socket's peer, or that it has none.
+    pub(crate) fn set_remote(&self, remote: Option<SocketAddr>) {
+        self.addrs().1 = remote;
+    }
+
+    pub(crate) fn bytes_in(&self, n: usize) {
+        self.bytes_in.fetch_add(n as u64, Relaxed);
+    }
+
+    pub(crate) fn bytes_out(&self, n: usize) {
+        self.bytes_out.fetch_add(n as u64, Relaxed);
+    }
+
+    /// `n` datagrams of `bytes` payload bytes in all, delivered to the guest.
+    pub(crate) fn datagrams_in(&self, n: usize, bytes: usize) {
+        self.datagrams_in.fetch_add(n as u64, Relaxed);
+        self.bytes_in(bytes);
+    }
+
+    /// `n` datagrams of `bytes` payload bytes in all, sent by the guest.
+    pub(crate) fn datagrams_out(&self, n: usize, bytes: usize) {
+        self.datagrams_out.fetch_add(n as u64, Relaxed);
+        self.bytes_out(bytes);
+    }
+
+    fn snapshot(&self, open: bool) -> SocketStats {
+        let (local, remote) = *self.addrs();
+        SocketStats {
+            id: self.id,
+            protocol: self.protocol,
+            local,
+            remote,
+            bytes_in: self.bytes_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+            datagrams_in: self.datagrams_in.load(Relaxed),
+            datagrams_out: self.datagrams_out.load(Relaxed),
+            open,
+        }
+    }
+}
+
+/// A socket's meter, shared by the socket and its streams: what it counted joins the instance's
+/// totals when the last of them is dropped.
+#[derive(Clone, Debug)]
+pub(crate) struct SocketMeter(Arc<MeterHandle>);
+
+#[derive(Debug)]
+struct MeterHandle {
+    meter: Arc<Meter>,
+    acct: Arc<Accounting>,
+}
+
+impl std::ops::Deref for SocketMeter {
+    type Target = Meter;
+    fn deref(&self) -> &Meter {
+        &self.0.meter
+    }
+}
+
+impl Drop for MeterHandle {
+    fn drop(&mut self) {
+        self.acct.retire(&self.meter);
+    }
+}
+
+/// The instance's meters: the live ones, the totals of the retired ones, the busiest.
+#[derive(Debug, Default)]
+struct Meters {
+    next_id: u64,
+    live: HashMap<u64, Arc<Meter>>,
+    /// Sums over retired sockets.
+    retired: Totals,
+    /// The busiest retired sockets, busiest first, at most [`BUSIEST`].
+    busiest: Vec<SocketStats>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    bytes_in: u64,
+    bytes_out: u64,
+    datagrams_in: u64,
+    datagrams_out: u64,
+}
+
+impl Totals {
+    fn add(&mut self, s: &SocketStats) {
+        self.bytes_in += s.bytes_in;
+        self.bytes_out += s.bytes_out;
+        self.datagrams_in += s.datagrams_in;
+        self.datagrams_out += s.datagrams_out;
+    }
+}
+
+/// Inserts `s` into `list` (busiest first) and keeps the [`BUSIEST`] busiest.
+fn rank(list: &mut Vec<SocketStats>, s: SocketStats) {
+    if s.traffic() == (0, 0) {
+        return;
+    }
+    let at = list.partition_point(|o| o.traffic() >= s.traffic());
+    if at < BUSIEST {
+        list.insert(at, s);
+        list.truncate(BUSIEST);
+    }
 }
 
 /// Live counters shared by an instance's sockets.
@@ -79,11 +282,8 @@ pub(crate) struct Accounting {
     lookups: AtomicUsize,
     peak: AtomicUsize,
     created: AtomicU64,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-    datagrams_in: AtomicU64,
-    datagrams_out: AtomicU64,
-    denials: AtomicU64,
+    meters: Mutex<Meters>,
+    denied: Mutex<BTreeMap<Denial, u64>>,
 }
 
 impl Accounting {
@@ -105,25 +305,89 @@ impl Accounting {
         Some(LookupSlot(self.clone()))
     }
 
-    /// Takes a socket slot, or `new-socket-limit` when the instance is at its limit.
-    pub(crate) fn open_socket(self: &Arc<Self>) -> Result<SocketSlot, ErrorCode> {
+    /// Takes a socket slot with a fresh meter, or `new-socket-limit` when the instance is at
+    /// its limit.
+    pub(crate) fn open_socket(
+        self: &Arc<Self>,
+        protocol: Protocol,
+    ) -> Result<SocketSlot, ErrorCode> {
         let max = self.limits.max_sockets.unwrap_or(usize::MAX);
-        let now = self
+        let Ok(before) = self
             .open
             .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
-            .map_err(|_| ErrorCode::NewSocketLimit)?
-            + 1;
-        self.peak.fetch_max(now, Relaxed);
+        else {
+            self.refused(Denial::SocketLimit);
+            return Err(ErrorCode::NewSocketLimit);
+        };
+        self.peak.fetch_max(before + 1, Relaxed);
         self.created.fetch_add(1, Relaxed);
-        Ok(SocketSlot(self.clone()))
+        let meter = {
+            let mut meters = self.meters();
+            meters.next_id += 1;
+            let meter = Arc::new(Meter {
+                id: meters.next_id,
+                protocol,
+                addrs: Mutex::default(),
+                bytes_in: AtomicU64::new(0),
+                bytes_out: AtomicU64::new(0),
+                datagrams_in: AtomicU64::new(0),
+                datagrams_out: AtomicU64::new(0),
+            });
+            meters.live.insert(meter.id, meter.clone());
+            meter
+        };
+        Ok(SocketSlot {
+            acct: self.clone(),
+            meter: SocketMeter(Arc::new(MeterHandle {
+                meter,
+                acct: self.clone(),
+            })),
+        })
+    }
+
+    fn meters(&self) -> MutexGuard<'_, Meters> {
+        self.meters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves a socket whose last handle is gone from the live meters into the totals.
+    fn retire(&self, meter: &Meter) {
+        let last = meter.snapshot(false);
+        tracing::debug!(target: "wasock::socket", ?last, "socket closed");
+        let mut meters = self.meters();
+        meters.live.remove(&meter.id);
+        meters.retired.add(&last);
+        rank(&mut meters.busiest, last);
+    }
+
+    /// Counts an OS error that is the host's fd exhaustion as a refusal; returns it unchanged.
+    pub(crate) fn host_error(&self, e: std::io::Error) -> std::io::Error {
+        if crate::error::is_fd_exhaustion(&e) {
+            self.refused(Denial::HostFdLimit);
+        }
+        e
+    }
+
+    /// Counts a refusal.
+    pub(crate) fn refused(&self, why: Denial) {
+        *self
+            .denied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(why)
+            .or_default() += 1;
     }
 
     /// Whether a new socket would exceed the limit (checked before taking a connection off a
-    /// listener's queue, so that a refused accept leaves it queued).
+    /// listener's queue, so that a refused accept leaves it queued); counted as a refusal.
     pub(crate) fn at_socket_limit(&self) -> bool {
-        self.limits
+        let full = self
+            .limits
             .max_sockets
-            .is_some_and(|max| self.open.load(Relaxed) >= max)
+            .is_some_and(|max| self.open.load(Relaxed) >= max);
+        if full {
+            self.refused(Denial::SocketLimit);
+        }
+        full
     }
 
     fn bucket(&self, way: Way) -> Option<&Bucket> {
@@ -153,37 +417,53 @@ impl Accounting {
         }
     }
 
-    pub(crate) fn bytes_in(&self, n: usize) {
-        self.bytes_in.fetch_add(n as u64, Relaxed);
-    }
-
-    pub(crate) fn bytes_out(&self, n: usize) {
-        self.bytes_out.fetch_add(n as u64, Relaxed);
-    }
-
-    pub(crate) fn datagrams_in(&self, n: usize) {
-        self.datagrams_in.fetch_add(n as u64, Relaxed);
-    }
-
-    pub(crate) fn datagrams_out(&self, n: usize) {
-        self.datagrams_out.fetch_add(n as u64, Relaxed);
-    }
-
-    pub(crate) fn denied(&self) {
-        self.denials.fetch_add(1, Relaxed);
-    }
-
     pub(crate) fn stats(&self) -> Stats {
+        let mut totals;
+        {
+            let meters = self.meters();
+            totals = meters.retired;
+            for m in meters.live.values() {
+                totals.add(&m.snapshot(true));
+            }
+        }
+        let denied_by = self
+            .denied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         Stats {
             sockets_open: self.open.load(Relaxed),
             sockets_peak: self.peak.load(Relaxed),
             sockets_created: self.created.load(Relaxed),
-            bytes_in: self.bytes_in.load(Relaxed),
-            bytes_out: self.bytes_out.load(Relaxed),
-            datagrams_in: self.datagrams_in.load(Relaxed),
-            datagrams_out: self.datagrams_out.load(Relaxed),
-            denials: self.denials.load(Relaxed),
+            bytes_in: totals.bytes_in,
+            bytes_out: totals.bytes_out,
+            datagrams_in: totals.datagrams_in,
+            datagrams_out: totals.datagrams_out,
+            denials: denied_by.values().sum(),
+            denied_by,
         }
+    }
+
+    /// Every socket alive now (it or one of its streams), in creation order.
+    pub(crate) fn sockets(&self) -> Vec<SocketStats> {
+        let mut all: Vec<_> = self
+            .meters()
+            .live
+            .values()
+            .map(|m| m.snapshot(true))
+            .collect();
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
+    /// The busiest sockets of the instance's life, open or closed, busiest first.
+    pub(crate) fn busiest(&self) -> Vec<SocketStats> {
+        let meters = self.meters();
+        let mut list = meters.busiest.clone();
+        for m in meters.live.values() {
+            rank(&mut list, m.snapshot(true));
+        }
+        list
     }
 }
 
@@ -193,9 +473,20 @@ impl Accounting {
 pub struct Counters(pub(crate) Arc<Accounting>);
 
 impl Counters {
-    /// The counters now.
+    /// The instance's counters now.
     pub fn stats(&self) -> Stats {
         self.0.stats()
+    }
+
+    /// Per-socket counters of every socket alive now (it or one of its streams), by id.
+    pub fn sockets(&self) -> Vec<SocketStats> {
+        self.0.sockets()
+    }
+
+    /// Per-socket counters of the instance's busiest sockets (at most ten, open or closed), by
+    /// bytes moved and then datagrams, busiest first.
+    pub fn busiest(&self) -> Vec<SocketStats> {
+        self.0.busiest()
     }
 }
 
@@ -263,13 +554,24 @@ impl Drop for LookupSlot {
     }
 }
 
-/// One counted socket; the count drops with it.
+/// One counted socket; the count of open sockets drops with it. Its meter lives on in the
+/// socket's streams.
 #[derive(Debug)]
-pub(crate) struct SocketSlot(Arc<Accounting>);
+pub(crate) struct SocketSlot {
+    acct: Arc<Accounting>,
+    meter: SocketMeter,
+}
+
+impl SocketSlot {
+    /// The socket's meter, for its streams to share.
+    pub(crate) fn meter(&self) -> &SocketMeter {
+        &self.meter
+    }
+}
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Relaxed);
+        self.acct.open.fetch_sub(1, Relaxed);
     }
 }
 
@@ -283,16 +585,89 @@ mod tests {
             max_sockets: Some(2),
             ..Limits::default()
         }));
-        let a = acct.open_socket().unwrap();
-        let _b = acct.open_socket().unwrap();
-        assert_eq!(acct.open_socket().unwrap_err(), ErrorCode::NewSocketLimit);
+        let a = acct.open_socket(Protocol::Tcp).unwrap();
+        let _b = acct.open_socket(Protocol::Udp).unwrap();
+        assert_eq!(
+            acct.open_socket(Protocol::Tcp).unwrap_err(),
+            ErrorCode::NewSocketLimit
+        );
         drop(a);
-        let _c = acct.open_socket().unwrap();
+        let _c = acct.open_socket(Protocol::Tcp).unwrap();
         let s = acct.stats();
         assert_eq!(
             (s.sockets_open, s.sockets_peak, s.sockets_created),
             (2, 2, 3)
         );
+        assert_eq!(s.denied_by, BTreeMap::from([(Denial::SocketLimit, 1)]));
+        assert_eq!(s.denials, 1);
+    }
+
+    #[test]
+    fn socket_meters_outlive_the_socket_and_sum_into_the_totals() {
+        let acct = Arc::new(Accounting::new(Limits::default()));
+        let slot = acct.open_socket(Protocol::Tcp).unwrap();
+        let stream_meter = slot.meter().clone();
+        slot.meter().set_local("127.0.0.1:80".parse().unwrap());
+        slot.meter().bytes_in(100);
+        drop(slot);
+        // The socket is gone but its stream still counts, and the socket is still listed.
+        stream_meter.bytes_out(50);
+        assert_eq!(acct.stats().sockets_open, 0);
+        let live = acct.sockets();
+        assert_eq!(live.len(), 1);
+        assert_eq!(
+            (live[0].id, live[0].bytes_in, live[0].bytes_out),
+            (1, 100, 50)
+        );
+        assert_eq!(live[0].local, Some("127.0.0.1:80".parse().unwrap()));
+        drop(stream_meter);
+        assert!(acct.sockets().is_empty());
+
+        let udp = acct.open_socket(Protocol::Udp).unwrap();
+        udp.meter().datagrams_out(3, 30);
+        udp.meter().datagrams_in(1, 7);
+        let s = acct.stats();
+        assert_eq!(
+            (s.bytes_in, s.bytes_out, s.datagrams_in, s.datagrams_out),
+            (107, 80, 1, 3)
+        );
+        drop(udp);
+        assert_eq!(
+            acct.stats().bytes_out,
+            80,
+            "retired sockets stay in the totals"
+        );
+        let busiest = acct.busiest();
+        assert_eq!(busiest.iter().map(|s| s.id).collect::<Vec<_>>(), [1, 2]);
+        assert!(busiest.iter().all(|s| !s.open));
+    }
+
+    #[test]
+    fn busiest_keeps_the_ten_busiest() {
+        let acct = Arc::new(Accounting::new(Limits::default()));
+        for n in 0..30 {
+            let slot = acct.open_socket(Protocol::Tcp).unwrap();
+            slot.meter().bytes_in((n * 7919) % 101);
+        }
+        let busiest = acct.busiest();
+        assert_eq!(busiest.len(), BUSIEST);
+        assert!(busiest.windows(2).all(|w| w[0].bytes_in >= w[1].bytes_in));
+        let mut all: Vec<u64> = (0..30).map(|n| (n * 7919) % 101).collect();
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(busiest[BUSIEST - 1].bytes_in, all[BUSIEST - 1]);
+    }
+
+    #[test]
+    fn denials_are_counted_by_reason() {
+        let acct = Accounting::default();
+        acct.refused(Denial::Policy("connect"));
+        acct.refused(Denial::Policy("connect"));
+        acct.refused(Denial::LookupTimeout);
+        let s = acct.stats();
+        assert_eq!(s.denials, 3);
+        assert_eq!(s.denied_by[&Denial::Policy("connect")], 2);
+        assert_eq!(Denial::Policy("connect").to_string(), "policy:connect");
+        assert_eq!(Denial::HostFdLimit.to_string(), "host-fd-limit");
     }
 
     #[test]

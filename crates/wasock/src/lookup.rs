@@ -9,6 +9,7 @@
 use crate::addr;
 use crate::bindings::network::ErrorCode;
 use crate::gate::Gate;
+use crate::limits::Denial;
 use crate::policy::Action;
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -59,6 +60,7 @@ impl ResolveAddressStream {
             return Ok(Self::done(addrs));
         }
         let Some(slot) = gate.acct.start_lookup() else {
+            gate.acct.refused(Denial::LookupLimit);
             return Ok(ResolveAddressStream {
                 state: Lookup::Failed(ErrorCode::TemporaryResolverFailure),
             });
@@ -79,7 +81,10 @@ impl ResolveAddressStream {
                     }
                 },
                 Ok(Err(code)) => Err(code),
-                Err(_elapsed) => Err(ErrorCode::TemporaryResolverFailure),
+                Err(_elapsed) => {
+                    gate.acct.refused(Denial::LookupTimeout);
+                    Err(ErrorCode::TemporaryResolverFailure)
+                }
             };
             let _ = tx.send(Some(outcome));
         });

@@ -13,7 +13,7 @@ use crate::bindings::network::{ErrorCode, IpSocketAddress};
 use crate::bindings::udp::{IncomingDatagram, OutgoingDatagram};
 use crate::error::{SocketError, SocketResult, from_io};
 use crate::gate::{Gate, PortMap};
-use crate::limits::{SocketSlot, Way};
+use crate::limits::{SocketMeter, SocketSlot, Way};
 use crate::network::NetworkId;
 use crate::options;
 use crate::policy::{Action, Protocol};
@@ -44,6 +44,7 @@ struct Shared {
     /// The guest's bound port where the policy maps it to another host port.
     ports: PortMap,
     gate: Arc<Gate>,
+    meter: SocketMeter,
 }
 
 impl Shared {
@@ -59,7 +60,7 @@ pub struct UdpSocket {
     remote: Option<SocketAddr>,
     ports: PortMap,
     gate: Arc<Gate>,
-    _slot: SocketSlot,
+    slot: SocketSlot,
 }
 
 impl UdpSocket {
@@ -68,15 +69,16 @@ impl UdpSocket {
         gate.check(Action::Create {
             proto: Protocol::Udp,
         })?;
-        let slot = gate.acct.open_socket()?;
-        let sock = RawSocket::udp(family).map_err(|e| crate::error::create_error(&e))?;
+        let slot = gate.acct.open_socket(Protocol::Udp)?;
+        let sock = RawSocket::udp(family)
+            .map_err(|e| crate::error::create_error(&gate.acct.host_error(e)))?;
         Ok(UdpSocket {
             family,
             state: State::Unbound(sock),
             remote: None,
             ports: PortMap::default(),
             gate: gate.clone(),
-            _slot: slot,
+            slot,
         })
     }
 
@@ -106,6 +108,9 @@ impl UdpSocket {
         let ports = self.gate.port_map(Protocol::Udp, local);
         sock.bind(ports.to_host(local))?;
         self.ports = ports;
+        if let Ok(bound) = sock.local_addr() {
+            self.slot.meter().set_local(ports.to_guest(bound));
+        }
         let State::Unbound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("state checked above");
         };
@@ -123,6 +128,7 @@ impl UdpSocket {
                     generation: AtomicU64::new(0),
                     ports: self.ports,
                     gate: self.gate.clone(),
+                    meter: self.slot.meter().clone(),
                 };
                 self.state = State::Bound(Arc::new(shared));
                 Ok(())
@@ -154,6 +160,7 @@ impl UdpSocket {
             None => None,
         };
         self.remote = remote;
+        self.slot.meter().set_remote(remote);
         let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let incoming = IncomingDatagramStream {
             shared: shared.clone(),
@@ -286,7 +293,8 @@ impl IncomingDatagramStream {
                 remote_address: addr::from_std(from),
             });
         }
-        acct.datagrams_in(out.len());
+        let bytes = out.iter().map(|d| d.data.len()).sum();
+        self.shared.meter.datagrams_in(out.len(), bytes);
         Ok(out)
     }
 
@@ -357,7 +365,6 @@ impl OutgoingDatagramStream {
                 Err(_) => break,
             }
         }
-        self.shared.gate.acct.datagrams_out(sent as usize);
         Ok(sent)
     }
 
@@ -380,6 +387,7 @@ impl OutgoingDatagramStream {
         match self.shared.sock.try_send_to(&d.data, to) {
             Ok(_) => {
                 acct.spend(Way::Out, d.data.len());
+                self.shared.meter.datagrams_out(1, d.data.len());
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),

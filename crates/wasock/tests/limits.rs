@@ -5,7 +5,8 @@ mod common;
 
 use common::{allow_all, run};
 use wasock::WasockCtx;
-use wasock::limits::Limits;
+use wasock::limits::{Denial, Limits};
+use wasock::policy::Protocol;
 
 /// `new-socket-limit` at creation (TCP and UDP share the budget) and at `accept`, which leaves
 /// the connection queued; dropped sockets give their slots back.
@@ -30,6 +31,7 @@ async fn socket_limit() {
     let stats = counters.stats();
     assert_eq!(stats.sockets_open, 0, "every socket was dropped: {stats:?}");
     assert_eq!(stats.sockets_peak, limit, "{stats:?}");
+    assert!(stats.denied_by[&Denial::SocketLimit] >= 2, "{stats:?}");
 
     // Another instance on the same host is unaffected.
     run(wasock_guests::STD_UDP_ECHO, &[], allow_all())
@@ -49,9 +51,12 @@ async fn lookup_limit() {
         .allow_lookup()
         .limits(limits)
         .build();
+    let counters = sockets.counters();
     run(wasock_guests::RAW_LIMITS, &["lookups"], sockets)
         .await
         .assert_passed();
+    let stats = counters.stats();
+    assert!(stats.denied_by[&Denial::LookupLimit] >= 1, "{stats:?}");
     run(wasock_guests::STD_LOCALHOST, &[], common::allow_all())
         .await
         .assert_passed();
@@ -68,9 +73,12 @@ async fn connect_timeout() {
         .allow_all_network()
         .limits(limits)
         .build();
+    let counters = sockets.counters();
     run(wasock_guests::RAW_LIMITS, &["connect-timeout"], sockets)
         .await
         .assert_passed();
+    let stats = counters.stats();
+    assert_eq!(stats.denied_by[&Denial::ConnectTimeout], 1, "{stats:?}");
 }
 
 /// Bandwidth caps slow the guest to the configured rate (a token bucket holding one second's
@@ -115,5 +123,17 @@ async fn bandwidth_caps() {
     assert!(
         took >= std::time::Duration::from_secs(3),
         "took {took:?} at {rate} B/s each way"
+    );
+    // Per socket: the one connection carried every byte, both ways, and is closed.
+    assert!(counters.sockets().is_empty(), "all closed");
+    let busiest = counters.busiest();
+    assert_eq!(busiest.len(), 1, "{busiest:?}");
+    let conn = &busiest[0];
+    assert_eq!(conn.protocol, Protocol::Tcp);
+    assert_eq!(conn.remote, Some(addr.parse().unwrap()));
+    assert!(conn.local.is_some_and(|l| l.ip().is_loopback()), "{conn:?}");
+    assert_eq!(
+        (conn.bytes_in, conn.bytes_out),
+        (stats.bytes_in, stats.bytes_out)
     );
 }

@@ -12,7 +12,7 @@ use crate::backend::{Listener, Options, RawSocket};
 use crate::bindings::network::{ErrorCode, IpSocketAddress};
 use crate::error::{SocketResult, connect_error};
 use crate::gate::{Gate, PortMap};
-use crate::limits::SocketSlot;
+use crate::limits::{Denial, SocketSlot};
 use crate::network::NetworkId;
 use crate::options;
 use crate::policy::{Action, Protocol};
@@ -62,7 +62,7 @@ pub struct TcpSocket {
     backlog: u32,
     gate: Arc<Gate>,
     wait: Arc<Mutex<Wait>>,
-    _slot: SocketSlot,
+    slot: SocketSlot,
 }
 
 /// The connection's two streams, returned by `finish-connect` and `accept`.
@@ -74,8 +74,9 @@ impl TcpSocket {
         gate.check(Action::Create {
             proto: Protocol::Tcp,
         })?;
-        let slot = gate.acct.open_socket()?;
-        let sock = RawSocket::tcp(family).map_err(|e| crate::error::create_error(&e))?;
+        let slot = gate.acct.open_socket(Protocol::Tcp)?;
+        let sock = RawSocket::tcp(family)
+            .map_err(|e| crate::error::create_error(&gate.acct.host_error(e)))?;
         Ok(Self::with_state(gate, family, State::Unbound(sock), slot))
     }
 
@@ -88,7 +89,7 @@ impl TcpSocket {
             backlog: DEFAULT_BACKLOG,
             gate: gate.clone(),
             wait: Arc::new(Mutex::new(Wait::Nothing)),
-            _slot: slot,
+            slot,
         }
     }
 
@@ -123,6 +124,9 @@ impl TcpSocket {
         let ports = self.gate.port_map(Protocol::Tcp, local);
         sock.bind(ports.to_host(local))?;
         self.ports = ports;
+        if let Ok(bound) = sock.local_addr() {
+            self.slot.meter().set_local(ports.to_guest(bound));
+        }
         let State::Unbound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("state checked above");
         };
@@ -171,7 +175,8 @@ impl TcpSocket {
         self.network = Some(net);
         match sock.connect(remote) {
             Ok(stream) => {
-                let conn = Conn::new(stream, &self.gate);
+                self.slot.meter().set_remote(Some(remote));
+                let conn = Conn::new(stream, &self.gate, self.slot.meter());
                 let deadline = self
                     .gate
                     .acct
@@ -192,6 +197,7 @@ impl TcpSocket {
         match std::mem::replace(&mut self.state, State::Closed) {
             State::ConnectInProgress(conn, deadline) => match conn.io().try_connected() {
                 Poll::Pending if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    self.gate.acct.refused(Denial::ConnectTimeout);
                     self.set_wait(Wait::Nothing);
                     Err(ErrorCode::Timeout.into())
                 }
@@ -202,6 +208,9 @@ impl TcpSocket {
                 Poll::Ready(Ok(())) => {
                     self.set_wait(Wait::Nothing);
                     let _ = conn.io().set_nodelay(self.gate.tuning.tcp_nodelay);
+                    if let Ok(local) = conn.io().local_addr() {
+                        self.slot.meter().set_local(self.ports.to_guest(local));
+                    }
                     let pair = Conn::streams(&conn);
                     self.state = State::Connected(conn);
                     Ok(pair)
@@ -265,16 +274,21 @@ impl TcpSocket {
             if self.gate.acct.at_socket_limit() {
                 return Err(ErrorCode::NewSocketLimit.into());
             }
-            let Some((stream, peer)) = listener.try_accept()? else {
+            let next = listener
+                .try_accept()
+                .map_err(|e| self.gate.acct.host_error(e));
+            let Some((stream, peer)) = next? else {
                 break;
             };
             if self.gate.check(Action::Accept { local, peer }).is_err() {
                 stream.reset();
                 continue;
             }
-            let slot = self.gate.acct.open_socket()?;
+            let slot = self.gate.acct.open_socket(Protocol::Tcp)?;
+            slot.meter().set_local(local);
+            slot.meter().set_remote(Some(peer));
             let _ = stream.set_nodelay(self.gate.tuning.tcp_nodelay);
-            let conn = Conn::new(stream, &self.gate);
+            let conn = Conn::new(stream, &self.gate, slot.meter());
             let pair = Conn::streams(&conn);
             let mut sock = Self::with_state(&self.gate, self.family, State::Connected(conn), slot);
             sock.network = self.network;

@@ -6,7 +6,7 @@
 
 use crate::backend::Stream;
 use crate::gate::Gate;
-use crate::limits::Way;
+use crate::limits::{SocketMeter, Way};
 use bytes::{Bytes, BytesMut};
 use std::io;
 use std::net::Shutdown;
@@ -27,15 +27,17 @@ pub(crate) struct Conn {
     read_shut: AtomicBool,
     write_shut: AtomicBool,
     gate: Arc<Gate>,
+    meter: SocketMeter,
 }
 
 impl Conn {
-    pub(super) fn new(stream: Stream, gate: &Arc<Gate>) -> Arc<Self> {
+    pub(super) fn new(stream: Stream, gate: &Arc<Gate>, meter: &SocketMeter) -> Arc<Self> {
         Arc::new(Conn {
             stream,
             read_shut: AtomicBool::new(false),
             write_shut: AtomicBool::new(false),
             gate: gate.clone(),
+            meter: meter.clone(),
         })
     }
 
@@ -91,7 +93,7 @@ impl InputStream for TcpReader {
         match self.conn.stream.try_read_buf(&mut buf) {
             Ok(0) => Err(StreamError::Closed),
             Ok(n) => {
-                acct.bytes_in(n);
+                self.conn.meter.bytes_in(n);
                 acct.spend(Way::In, n);
                 Ok(buf.freeze())
             }
@@ -155,9 +157,8 @@ impl OutputStream for TcpWriter {
             return Err(StreamError::trap("write exceeds the permit of check-write"));
         }
         self.permit -= bytes.len();
-        let acct = &self.conn.gate.acct;
-        acct.bytes_out(bytes.len());
-        acct.spend(Way::Out, bytes.len());
+        self.conn.meter.bytes_out(bytes.len());
+        self.conn.gate.acct.spend(Way::Out, bytes.len());
         if self.pending.is_empty() {
             match self.conn.stream.try_write(&bytes) {
                 Ok(n) => {
