@@ -41,8 +41,8 @@ struct Shared {
     sock: Datagram,
     /// Bumped by every `stream` call; a stream pair works only while it holds the newest value.
     generation: AtomicU64,
-    /// The guest's bound port where the policy maps it to another host port.
-    ports: PortMap,
+    /// The bound address as the guest sees it (fixed for the socket's life).
+    local: SocketAddr,
     gate: Arc<Gate>,
     meter: SocketMeter,
 }
@@ -123,10 +123,11 @@ impl UdpSocket {
         match std::mem::replace(&mut self.state, State::Closed) {
             State::BindInProgress(sock) => {
                 let sock = sock.into_datagram()?;
+                let local = self.ports.to_guest(sock.local_addr()?);
                 let shared = Shared {
                     sock,
                     generation: AtomicU64::new(0),
-                    ports: self.ports,
+                    local,
                     gate: self.gate.clone(),
                     meter: self.slot.meter().clone(),
                 };
@@ -166,7 +167,6 @@ impl UdpSocket {
             shared: shared.clone(),
             generation,
             remote,
-            buf: Vec::new(),
         };
         let outgoing = OutgoingDatagramStream {
             shared: shared.clone(),
@@ -182,7 +182,7 @@ impl UdpSocket {
     /// `local-address`: `bound` only.
     pub(crate) fn local_address(&self) -> SocketResult<IpSocketAddress> {
         match &self.state {
-            State::Bound(b) => Ok(addr::from_std(b.ports.to_guest(b.sock.local_addr()?))),
+            State::Bound(b) => Ok(addr::from_std(b.local)),
             _ => Err(ErrorCode::InvalidState.into()),
         }
     }
@@ -244,8 +244,6 @@ pub struct IncomingDatagramStream {
     shared: Arc<Shared>,
     generation: u64,
     remote: Option<SocketAddr>,
-    /// Receive scratch space, allocated on first use.
-    buf: Vec<u8>,
 }
 
 impl IncomingDatagramStream {
@@ -257,44 +255,42 @@ impl IncomingDatagramStream {
         }
         let want = max.min(MAX_RECEIVE_BATCH) as usize;
         let mut out = Vec::new();
-        if want == 0 {
-            return Ok(out);
-        }
-        if self.buf.is_empty() {
-            self.buf = vec![0; MAX_DATAGRAM + 8];
-        }
-        let local = self.shared.ports.to_guest(self.shared.sock.local_addr()?);
-        let acct = &self.shared.gate.acct;
+        let (shared, remote) = (&*self.shared, self.remote);
+        let acct = &shared.gate.acct;
+        let mut bytes = 0;
         // Dropped datagrams count too, so a flood of refused senders cannot hold the call.
-        for _ in 0..want * 4 {
-            if out.len() == want || acct.allowance(Way::In, 1) == 0 {
-                break;
-            }
-            let (n, from) = match self.shared.sock.try_recv_from(&mut self.buf) {
-                Ok(r) => r,
+        let mut budget = want * 4;
+        while out.len() < want && budget > 0 && acct.allowance(Way::In, 1) > 0 {
+            let ask = (want - out.len()).min(budget);
+            let got = shared.sock.try_recv_many(ask, &mut |from, data| {
+                if remote.is_some_and(|r| r != from) {
+                    return;
+                }
+                let local = shared.local;
+                if shared
+                    .gate
+                    .check(Action::Receive { local, peer: from })
+                    .is_err()
+                {
+                    return;
+                }
+                acct.spend(Way::In, data.len());
+                bytes += data.len();
+                out.push(IncomingDatagram {
+                    data: data.to_vec(),
+                    remote_address: addr::from_std(from),
+                });
+            });
+            match got {
+                // Fewer than asked: the queue is empty.
+                Ok(n) if n < ask => break,
+                Ok(n) => budget -= n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if out.is_empty() => return Err(from_io(&e).into()),
                 Err(_) => break,
-            };
-            if self.remote.is_some_and(|r| r != from) {
-                continue;
             }
-            if self
-                .shared
-                .gate
-                .check(Action::Receive { local, peer: from })
-                .is_err()
-            {
-                continue;
-            }
-            acct.spend(Way::In, n);
-            out.push(IncomingDatagram {
-                data: self.buf[..n].to_vec(),
-                remote_address: addr::from_std(from),
-            });
         }
-        let bytes = out.iter().map(|d| d.data.len()).sum();
-        self.shared.meter.datagrams_in(out.len(), bytes);
+        shared.meter.datagrams_in(out.len(), bytes);
         Ok(out)
     }
 
@@ -353,23 +349,54 @@ impl OutgoingDatagramStream {
         if !self.shared.is_current(self.generation) {
             return Err(ErrorCode::InvalidState.into());
         }
-        let mut sent = 0u64;
-        for d in datagrams {
-            match self.send_one(d) {
-                Ok(true) => sent += 1,
-                Ok(false) => {
-                    self.blocked = true;
+        // Every datagram is checked before any is sent; a bad one ends the batch before it.
+        let acct = &self.shared.gate.acct;
+        let budget = acct.allowance(Way::Out, usize::MAX);
+        let (mut batch, mut planned, mut refused) = (Vec::with_capacity(datagrams.len()), 0, None);
+        let mut granted = None;
+        for d in &datagrams {
+            if planned >= budget {
+                break;
+            }
+            match self.destination(d, &mut granted) {
+                Ok(to) => {
+                    batch.push((to, &d.data[..]));
+                    planned += d.data.len();
+                }
+                Err(code) => {
+                    refused = Some(code);
                     break;
                 }
-                Err(code) if sent == 0 => return Err(code.into()),
-                Err(_) => break,
             }
         }
-        Ok(sent)
+        let (sent, failed) = match batch.is_empty() {
+            true => (0, None),
+            false => self.shared.sock.try_send_many(&batch),
+        };
+        let bytes = batch[..sent].iter().map(|(_, d)| d.len()).sum();
+        acct.spend(Way::Out, bytes);
+        self.shared.meter.datagrams_out(sent, bytes);
+        let failed = match failed {
+            Some(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.blocked = true;
+                None
+            }
+            Some(e) => Some(from_io(&e)),
+            None => refused,
+        };
+        match failed {
+            Some(code) if sent == 0 => Err(code.into()),
+            _ => Ok(sent as u64),
+        }
     }
 
-    /// One datagram: `Ok(false)` when the socket would block.
-    fn send_one(&self, d: OutgoingDatagram) -> Result<bool, ErrorCode> {
+    /// Where one datagram goes, checked against the WIT's rules and the policy; `granted` is
+    /// the destination the policy last allowed in this call (one decision per run to a peer).
+    fn destination(
+        &self,
+        d: &OutgoingDatagram,
+        granted: &mut Option<SocketAddr>,
+    ) -> Result<SocketAddr, ErrorCode> {
         let to = match (self.remote, d.remote_address) {
             (Some(r), None) => r,
             (Some(r), Some(a)) if addr::to_std(a) == r => r,
@@ -379,20 +406,11 @@ impl OutgoingDatagramStream {
         if d.data.len() > MAX_DATAGRAM {
             return Err(ErrorCode::DatagramTooLarge);
         }
-        self.shared.gate.check(Action::Send { remote: to })?;
-        let acct = &self.shared.gate.acct;
-        if acct.allowance(Way::Out, 1) == 0 {
-            return Ok(false);
+        if *granted != Some(to) {
+            self.shared.gate.check(Action::Send { remote: to })?;
+            *granted = Some(to);
         }
-        match self.shared.sock.try_send_to(&d.data, to) {
-            Ok(_) => {
-                acct.spend(Way::Out, d.data.len());
-                self.shared.meter.datagrams_out(1, d.data.len());
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(from_io(&e)),
-        }
+        Ok(to)
     }
 
     /// `subscribe`: ready when `check-send` would permit at least one datagram.

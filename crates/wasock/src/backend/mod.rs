@@ -4,8 +4,10 @@
 //! they are the OS's (tokio's reactor over socket2 sockets); a virtual in-process network
 //! replaces this one module.
 
+mod datagram;
 mod hosts;
 mod os;
 
+pub(crate) use datagram::Datagram;
 pub(crate) use hosts::lookup as resolve_local;
-pub(crate) use os::{Datagram, Listener, Options, RawSocket, Stream, resolve};
+pub(crate) use os::{Listener, Options, RawSocket, Stream, resolve};

@@ -3,6 +3,7 @@
 //! Every socket is non-blocking and close-on-exec; IPv6 sockets are v6-only; TCP sockets bind as
 //! if `SO_REUSEADDR` were set (the WIT's implementors note).
 
+use super::datagram::Datagram;
 use crate::addr::Family;
 use crate::bindings::network::ErrorCode;
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
@@ -21,7 +22,7 @@ fn reactor() -> io::Result<()> {
 }
 
 /// A context whose waker does nothing: polls readiness without waiting.
-fn no_wait() -> Context<'static> {
+pub(super) fn no_wait() -> Context<'static> {
     Context::from_waker(Waker::noop())
 }
 
@@ -32,7 +33,7 @@ fn no_wait() -> Context<'static> {
 /// it, never an event that arrived during it (clearing after the fact could lose a wake-up). While
 /// the reactor believes it not ready, `op` runs directly, because readiness can lag a socket
 /// registered a moment ago; a `WouldBlock` then clears nothing.
-fn nonblocking<R>(
+pub(super) fn nonblocking<R>(
     try_io: impl FnOnce(&mut dyn FnMut() -> io::Result<R>) -> io::Result<R>,
     mut op: impl FnMut() -> io::Result<R>,
 ) -> io::Result<R> {
@@ -193,9 +194,7 @@ impl RawSocket {
     /// Registers a bound UDP socket with the reactor.
     pub(crate) fn into_datagram(self) -> io::Result<Datagram> {
         reactor()?;
-        let family = self.family;
-        let sock = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(self.sock))?;
-        Ok(Datagram { sock, family })
+        Datagram::new(std::net::UdpSocket::from(self.sock), self.family)
     }
 }
 
@@ -352,52 +351,6 @@ impl Stream {
 }
 
 /// A bound UDP socket.
-#[derive(Debug)]
-pub(crate) struct Datagram {
-    sock: tokio::net::UdpSocket,
-    family: Family,
-}
-
-impl Options for Datagram {
-    fn sock(&self) -> SockRef<'_> {
-        SockRef::from(&self.sock)
-    }
-    fn family(&self) -> Family {
-        self.family
-    }
-}
-
-impl Datagram {
-    /// Receives one datagram without waiting.
-    pub(crate) fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and recvfrom(2) only writes bytes.
-        let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
-        let (n, from) = nonblocking(
-            |f| self.sock.try_io(Interest::READABLE, f),
-            || SockRef::from(&self.sock).recv_from(uninit),
-        )?;
-        Ok((n, ip_addr(from)?))
-    }
-    /// Sends one datagram without waiting, without `SIGPIPE`.
-    pub(crate) fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        let to = to.into();
-        nonblocking(
-            |f| self.sock.try_io(Interest::WRITABLE, f),
-            || SockRef::from(&self.sock).send_to_with_flags(buf, &to, libc::MSG_NOSIGNAL),
-        )
-    }
-    /// Whether the socket is writable now (after a full buffer: whether it drained).
-    pub(crate) fn send_ready(&self) -> bool {
-        matches!(self.sock.poll_send_ready(&mut no_wait()), Poll::Ready(_))
-    }
-    pub(crate) async fn readable(&self) {
-        let _ = self.sock.readable().await;
-    }
-    pub(crate) async fn writable(&self) {
-        let _ = self.sock.writable().await;
-    }
-}
-
 /// Resolves a host name with the system resolver, on tokio's blocking pool.
 pub(crate) async fn resolve(name: String) -> Result<Vec<IpAddr>, ErrorCode> {
     let hints = dns_lookup::AddrInfoHints {

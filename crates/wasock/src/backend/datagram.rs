@@ -1,0 +1,298 @@
+//! UDP sockets, batched through quinn-udp: runs of equal-size datagrams to one peer leave in one
+//! `sendmsg` with GSO where the kernel has it, and receives take up to a batch per `recvmmsg`.
+
+use super::os::{Options, no_wait, nonblocking};
+use crate::addr::Family;
+use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
+use socket2::SockRef;
+use std::cell::RefCell;
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::task::Poll;
+use tokio::io::Interest;
+
+/// One receive slot: room for the largest UDP payload, so nothing is ever truncated.
+const SLOT: usize = 1 << 16;
+/// Datagrams one `recvmmsg` takes at most.
+const RECV_BATCH: usize = quinn_udp::BATCH_SIZE;
+/// Most payload bytes one GSO `sendmsg` carries (under the 64 KiB an IP packet can hold).
+const MAX_GSO_BYTES: usize = 60 * 1024;
+
+thread_local! {
+    /// Receive slots, shared by every socket this thread serves (calls are synchronous).
+    static RECV_SLOTS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// A GSO run's payloads laid end to end.
+    static SEND_RUN: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A bound UDP socket registered with the reactor.
+#[derive(Debug)]
+pub(crate) struct Datagram {
+    sock: tokio::net::UdpSocket,
+    state: UdpSocketState,
+    family: Family,
+}
+
+impl Options for Datagram {
+    fn sock(&self) -> SockRef<'_> {
+        SockRef::from(&self.sock)
+    }
+    fn family(&self) -> Family {
+        self.family
+    }
+}
+
+/// `setsockopt` of one `int` option.
+fn set_int(sock: &std::net::UdpSocket, level: i32, name: i32, value: i32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid fd and a pointer to an `int` of the length given.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&value as *const i32).cast(),
+            size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+impl Datagram {
+    /// Wraps a bound socket. quinn-udp's set-up asks for QUIC's options; the ones that change
+    /// what a plain UDP program sees are put back: fragmentation as the OS does it (no
+    /// don't-fragment), no receive timestamps, and no GRO (one datagram per receive slot).
+    pub(super) fn new(sock: std::net::UdpSocket, family: Family) -> io::Result<Self> {
+        let state = UdpSocketState::new(UdpSockRef::from(&sock))?;
+        match family {
+            Family::Ipv4 => set_int(
+                &sock,
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_WANT,
+            )?,
+            Family::Ipv6 => {
+                set_int(
+                    &sock,
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_MTU_DISCOVER,
+                    libc::IPV6_PMTUDISC_WANT,
+                )?;
+                set_int(&sock, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0)?;
+            }
+        }
+        let _ = set_int(&sock, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 0);
+        let _ = set_int(&sock, libc::SOL_UDP, libc::UDP_GRO, 0);
+        let sock = tokio::net::UdpSocket::from_std(sock)?;
+        Ok(Datagram {
+            sock,
+            state,
+            family,
+        })
+    }
+
+    /// Receives up to `max` datagrams without waiting, handing each to `each(sender, payload)`
+    /// in arrival order; how many, or `WouldBlock` when none is queued.
+    pub(crate) fn try_recv_many(
+        &self,
+        max: usize,
+        each: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) -> io::Result<usize> {
+        let slots = max.clamp(1, RECV_BATCH);
+        RECV_SLOTS.with_borrow_mut(|buf| {
+            if buf.len() < slots * SLOT {
+                buf.resize(slots * SLOT, 0);
+            }
+            let mut chunks = buf.chunks_mut(SLOT);
+            let mut iovs: [IoSliceMut<'_>; RECV_BATCH] =
+                std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+            let mut meta = [RecvMeta::default(); RECV_BATCH];
+            let n = nonblocking(
+                |f| self.sock.try_io(Interest::READABLE, f),
+                || {
+                    let sock = UdpSockRef::from(&self.sock);
+                    self.state
+                        .recv(sock, &mut iovs[..slots], &mut meta[..slots])
+                },
+            )?;
+            for (m, iov) in meta.iter().zip(&iovs).take(n) {
+                each(m.addr, &iov[..m.len.min(SLOT)]);
+            }
+            Ok(n)
+        })
+    }
+
+    /// Sends `datagrams` in order without waiting: how many went and, if not all, the error
+    /// that stopped the next one (`WouldBlock` when the send buffer is full).
+    pub(crate) fn try_send_many(
+        &self,
+        datagrams: &[(SocketAddr, &[u8])],
+    ) -> (usize, Option<io::Error>) {
+        let max_run = self.state.max_gso_segments().max(1);
+        let mut sent = 0;
+        while let Some(&(to, first)) = datagrams.get(sent) {
+            let by_size = match first.len() {
+                0 => 1,
+                len => (MAX_GSO_BYTES / len).max(1),
+            };
+            let run = datagrams[sent..]
+                .iter()
+                .take(max_run.min(by_size))
+                .take_while(|(t, d)| *t == to && d.len() == first.len())
+                .count()
+                .max(1);
+            let result = match run {
+                1 => self.try_transmit(to, first, None),
+                _ => SEND_RUN.with_borrow_mut(|contents| {
+                    contents.clear();
+                    for (_, d) in &datagrams[sent..sent + run] {
+                        contents.extend_from_slice(d);
+                    }
+                    self.try_transmit(to, contents, Some(first.len()))
+                }),
+            };
+            match result {
+                Ok(()) => sent += run,
+                // One at a time from here, so that exactly the datagrams before a failure go.
+                Err(e) if run > 1 && e.kind() != io::ErrorKind::WouldBlock => {
+                    for &(to, d) in &datagrams[sent..sent + run] {
+                        if let Err(e) = self.try_transmit(to, d, None) {
+                            return (sent, Some(e));
+                        }
+                        sent += 1;
+                    }
+                }
+                Err(e) => return (sent, Some(e)),
+            }
+        }
+        (sent, None)
+    }
+
+    /// One `sendmsg`: a datagram, or a run of `segment`-byte datagrams when `segment` is set.
+    fn try_transmit(
+        &self,
+        to: SocketAddr,
+        contents: &[u8],
+        segment: Option<usize>,
+    ) -> io::Result<()> {
+        let transmit = Transmit {
+            destination: to,
+            ecn: None,
+            contents,
+            segment_size: segment,
+            src_ip: None,
+        };
+        nonblocking(
+            |f| self.sock.try_io(Interest::WRITABLE, f),
+            || self.state.try_send(UdpSockRef::from(&self.sock), &transmit),
+        )
+    }
+
+    /// Whether the socket is writable now (after a full buffer: whether it drained).
+    pub(crate) fn send_ready(&self) -> bool {
+        matches!(self.sock.poll_send_ready(&mut no_wait()), Poll::Ready(_))
+    }
+
+    pub(crate) async fn readable(&self) {
+        let _ = self.sock.readable().await;
+    }
+
+    pub(crate) async fn writable(&self) {
+        let _ = self.sock.writable().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn bound(family: Family) -> (Datagram, SocketAddr) {
+        let ip = match family {
+            Family::Ipv4 => "127.0.0.1:0",
+            Family::Ipv6 => "[::1]:0",
+        };
+        let sock = std::net::UdpSocket::bind(ip).unwrap();
+        let addr = sock.local_addr().unwrap();
+        (Datagram::new(sock, family).unwrap(), addr)
+    }
+
+    /// Receives until `n` datagrams arrived (bounded by count and time).
+    fn drain(rx: &Datagram, n: usize) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.len() < n && Instant::now() < deadline {
+            let ask = n - got.len();
+            match rx.try_recv_many(ask, &mut |from, d| got.push((from, d.to_vec()))) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn runs_of_equal_datagrams_arrive_whole_and_in_order() {
+        for family in [Family::Ipv4, Family::Ipv6] {
+            let (tx, from) = bound(family);
+            let (rx, to) = bound(family);
+            let other = bound(family).1;
+            // 100 equal datagrams (GSO runs), then mixed sizes, an empty one, a second peer.
+            let mut payloads: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 64]).collect();
+            payloads.extend([
+                vec![1; 10],
+                vec![2; 1000],
+                vec![],
+                vec![3; 1000],
+                vec![4; 999],
+            ]);
+            let batch: Vec<(SocketAddr, &[u8])> = payloads
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (if i == 102 { other } else { to }, &d[..]))
+                .collect();
+            let (sent, err) = tx.try_send_many(&batch);
+            assert_eq!((sent, err.map(|e| e.kind())), (batch.len(), None));
+            let got = drain(&rx, batch.len() - 1);
+            assert_eq!(got.len(), batch.len() - 1);
+            let expect: Vec<&Vec<u8>> = payloads
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 102)
+                .map(|(_, d)| d)
+                .collect();
+            for ((sender, data), want) in got.iter().zip(expect) {
+                assert_eq!(*sender, from);
+                assert_eq!(data, want);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_largest_datagram_goes_and_a_larger_one_fails_alone() {
+        let (tx, _) = bound(Family::Ipv4);
+        let (rx, to) = bound(Family::Ipv4);
+        rx.set_recv_buffer(1 << 20).unwrap();
+        let max = vec![7u8; 65_507];
+        let over = vec![8u8; 65_508];
+        let (sent, err) = tx.try_send_many(&[(to, &max), (to, &over), (to, &max)]);
+        assert_eq!(sent, 1);
+        assert_eq!(err.and_then(|e| e.raw_os_error()), Some(libc::EMSGSIZE));
+        let got = drain(&rx, 1);
+        assert_eq!(got[0].1.len(), 65_507, "never truncated");
+    }
+
+    #[tokio::test]
+    async fn nothing_queued_is_would_block() {
+        let (rx, _) = bound(Family::Ipv4);
+        let err = rx.try_recv_many(64, &mut |_, _| panic!("nothing was sent"));
+        assert_eq!(err.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+    }
+}
