@@ -258,6 +258,8 @@ impl IncomingDatagramStream {
         let (shared, remote) = (&*self.shared, self.remote);
         let acct = &shared.gate.acct;
         let mut bytes = 0;
+        // One policy decision per sender and call.
+        let mut decided: Option<(SocketAddr, bool)> = None;
         // Dropped datagrams count too, so a flood of refused senders cannot hold the call.
         let mut budget = want * 4;
         while out.len() < want && budget > 0 && acct.allowance(Way::In, 1) > 0 {
@@ -266,12 +268,16 @@ impl IncomingDatagramStream {
                 if remote.is_some_and(|r| r != from) {
                     return;
                 }
-                let local = shared.local;
-                if shared
-                    .gate
-                    .check(Action::Receive { local, peer: from })
-                    .is_err()
-                {
+                let allowed = match decided {
+                    Some((peer, allowed)) if peer == from => allowed,
+                    _ => {
+                        let local = shared.local;
+                        let check = shared.gate.check(Action::Receive { local, peer: from });
+                        decided = Some((from, check.is_ok()));
+                        check.is_ok()
+                    }
+                };
+                if !allowed {
                     return;
                 }
                 acct.spend(Way::In, data.len());
