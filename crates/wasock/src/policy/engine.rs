@@ -147,8 +147,9 @@ impl RuleSetBuilder {
     /// Compiles the rules (duplicates, after normalization, dropped; order otherwise kept).
     pub fn build(self) -> RuleSet {
         let mut set = RuleSet::default();
+        let mut seen = std::collections::HashSet::with_capacity(self.rules.len());
         for rule in self.rules {
-            if set.rules.contains(&rule) {
+            if !seen.insert(rule.clone()) {
                 continue;
             }
             let text: Arc<str> = rule.to_string().into();
