@@ -2,17 +2,83 @@
 //! does, packaged for embedders and tests.
 
 use crate::ctx::{WasockCtx, WasockCtxView, WasockView};
+use std::sync::Mutex;
+use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, EngineWeak, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
-/// An engine configuration wasock works with (the component model on; Wasmtime 48 always
-/// supports the async host functions wasock's linker needs).
+/// How long a guest runs before it yields its thread to the async runtime's other tasks.
+pub const TIME_SLICE: Duration = Duration::from_millis(10);
+
+/// An engine configuration wasock works with: the component model, and epoch interruption so
+/// that a busy guest cannot hold its thread (every store on such an engine needs
+/// [`time_slices`], which [`run_command`] calls).
 pub fn engine_config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
+    config.epoch_interruption(true);
     config
+}
+
+/// Makes the guest of `store` yield to the async runtime after each [`TIME_SLICE`] of running,
+/// so that one guest serving a flood of ready sockets (its every `poll` ready at once) or
+/// spinning cannot starve the runtime's timers, reactor and other guests. The engine must come
+/// from [`engine_config`] (epoch interruption on).
+pub fn time_slices<T>(store: &mut Store<T>) {
+    store.epoch_deadline_async_yield_and_update(1);
+    ticker(store.engine());
+}
+
+/// Engines whose epoch the ticker thread advances every [`TIME_SLICE`]; `None` while no ticker
+/// thread runs.
+static TICKED: Mutex<Option<Vec<EngineWeak>>> = Mutex::new(None);
+
+/// Has a ticker thread advance `engine`'s epoch; the thread ends once no ticked engine is left.
+fn ticker(engine: &Engine) {
+    let mut ticked = TICKED.lock().unwrap_or_else(|p| p.into_inner());
+    let engines = match &mut *ticked {
+        Some(engines) => engines,
+        none => {
+            let spawned = std::thread::Builder::new()
+                .name("wasock-ticker".into())
+                .spawn(tick);
+            if spawned.is_err() {
+                // No thread to be had: the guest runs unsliced, as without epochs.
+                return;
+            }
+            none.insert(Vec::new())
+        }
+    };
+    if !engines
+        .iter()
+        .any(|w| w.upgrade().is_some_and(|e| Engine::same(&e, engine)))
+    {
+        engines.push(engine.weak());
+    }
+}
+
+/// The ticker thread's loop: bounded by the life of the engines it ticks.
+fn tick() {
+    loop {
+        std::thread::sleep(TIME_SLICE);
+        let mut ticked = TICKED.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(engines) = &mut *ticked else {
+            return;
+        };
+        engines.retain(|w| match w.upgrade() {
+            Some(engine) => {
+                engine.increment_epoch();
+                true
+            }
+            None => false,
+        });
+        if engines.is_empty() {
+            *ticked = None;
+            return;
+        }
+    }
 }
 
 /// Store data for a command: `wasmtime-wasi`'s context, wasock's, and their shared table.
@@ -93,6 +159,7 @@ pub async fn run_command(
         .map_err(RunError::Instantiate)?;
     let pre = CommandPre::new(pre).map_err(RunError::NotACommand)?;
     let mut store = Store::new(engine, state);
+    time_slices(&mut store);
     let command = pre
         .instantiate_async(&mut store)
         .await

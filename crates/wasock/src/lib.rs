@@ -56,7 +56,7 @@ mod udp;
 mod wit;
 
 pub use addr::Family;
-pub use command::{RunError, StoreState, engine_config, run_command};
+pub use command::{RunError, StoreState, TIME_SLICE, engine_config, run_command, time_slices};
 pub use ctx::{WasockCtx, WasockCtxBuilder, WasockCtxView, WasockSockets, WasockView};
 pub use error::{SocketError, SocketResult};
 pub use link::{add_to_linker, add_wasi_to_linker};

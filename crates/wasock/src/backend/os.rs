@@ -255,7 +255,10 @@ impl Listener {
         if self.stash().is_some() {
             return;
         }
-        let accepted = std::future::poll_fn(|cx| self.inner.poll_accept(cx)).await;
+        // Outside tokio's cooperative budget, like the streams' readiness: a listener that
+        // spent the budget while the guest's streams do not would starve under load.
+        let accepted =
+            tokio::task::unconstrained(std::future::poll_fn(|cx| self.inner.poll_accept(cx))).await;
         *self.stash() = Some(accepted);
     }
 
