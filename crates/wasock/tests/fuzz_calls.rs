@@ -26,6 +26,9 @@
 //! This is its own test binary with one test, so that the fd count is not disturbed by other
 //! tests of the same process; cases run one after another.
 
+mod fuzzing;
+
+use fuzzing::{SplitMix, env_u64, first_seed};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -114,10 +117,6 @@ fn log(line: String) {
     l.push_back(line);
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
 fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
@@ -151,13 +150,7 @@ fn fuzz_host_calls() {
     let steps = env_u64("WASOCK_FUZZ_STEPS").unwrap_or(DEFAULT_STEPS as u64) as usize;
     let secs = env_u64("WASOCK_FUZZ_SECS");
     let cases = env_u64("WASOCK_FUZZ_CASES").unwrap_or(DEFAULT_CASES);
-    let seed = env_u64("WASOCK_FUZZ_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            % 1_000_000_000_000
-    });
+    let seed = first_seed("WASOCK_FUZZ_SEED");
     println!("fuzz_calls: first seed {seed}, {steps} steps per case");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -275,16 +268,11 @@ async fn run_case(seed: u64, steps: usize, totals: &mut Totals) {
 // Random numbers (reproducible from the seed)
 // ---------------------------------------------------------------------------------------------
 
-struct Rng(u64);
+struct Rng(SplitMix);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next()
     }
     fn below(&mut self, n: usize) -> usize {
         if n == 0 {
@@ -568,7 +556,7 @@ enum SOut {
 impl<'t> Fuzz<'t> {
     fn new(seed: u64, totals: &'t mut Totals) -> Self {
         Fuzz {
-            rng: Rng(seed),
+            rng: Rng(SplitMix(seed)),
             ctx: WasockCtx::builder()
                 .allow_all_network()
                 .allow_lookup()

@@ -30,6 +30,9 @@
 //! (print which problems were seen). A failure prints the case seed and the input; rerun it
 //! with `WASOCK_POLICY_FUZZ_SEED=<seed> WASOCK_POLICY_FUZZ_CASES=1`.
 
+mod fuzzing;
+
+use fuzzing::{SplitMix, env_u64, first_seed};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -73,10 +76,6 @@ fn note_policy(policy: &str) {
     let mut c = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
     c.2.clear();
     c.2.push_str(policy);
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 /// What the run saw, printed at the end.
@@ -139,13 +138,7 @@ impl Stats {
 fn fuzz_policy_parser() {
     let secs = env_u64("WASOCK_POLICY_FUZZ_SECS");
     let cases = env_u64("WASOCK_POLICY_FUZZ_CASES").unwrap_or(DEFAULT_CASES);
-    let seed = env_u64("WASOCK_POLICY_FUZZ_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            % 1_000_000_000_000
-    });
+    let seed = first_seed("WASOCK_POLICY_FUZZ_SEED");
     println!("policy_fuzz: first seed {seed}");
 
     let started = Instant::now();
@@ -213,20 +206,16 @@ fn run_case(seed: u64, stats: &mut Stats) {
 // PRNG
 // ---------------------------------------------------------------------------------------------
 
-/// splitmix64: tiny, seedable, good enough to pick test inputs.
-struct Rng(u64);
+/// Random choices over the shared splitmix64 generator.
+struct Rng(SplitMix);
 
 impl Rng {
     fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+        Rng(SplitMix(seed ^ 0x5DEE_CE66_D1CE_4E5B))
     }
 
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next()
     }
 
     /// Uniform in `0..n` (`n > 0`).
