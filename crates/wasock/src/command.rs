@@ -160,11 +160,22 @@ pub async fn run_command(
     let pre = CommandPre::new(pre).map_err(RunError::NotACommand)?;
     let mut store = Store::new(engine, state);
     time_slices(&mut store);
-    let command = pre
-        .instantiate_async(&mut store)
-        .await
-        .map_err(RunError::Instantiate)?;
-    match command.wasi_cli_run().call_run(&mut store).await {
+    // Time slices bound how long the guest holds its thread; tokio's per-task budget on top
+    // would make a guest with many ready sockets see some as not ready until it yields.
+    tokio::task::unconstrained(async {
+        let command = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(RunError::Instantiate)?;
+        Ok(command.wasi_cli_run().call_run(&mut store).await)
+    })
+    .await
+    .and_then(exit_code)
+}
+
+/// The exit code of a finished `wasi:cli/run` call.
+fn exit_code(outcome: wasmtime::Result<Result<(), ()>>) -> Result<i32, RunError> {
+    match outcome {
         Ok(Ok(())) => Ok(0),
         Ok(Err(())) => Ok(1),
         Err(e) => match e.downcast_ref::<I32Exit>() {

@@ -10,6 +10,7 @@ use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::Interest;
@@ -188,7 +189,7 @@ impl RawSocket {
         }
         let family = self.family;
         let inner = tokio::net::TcpStream::from_std(std::net::TcpStream::from(self.sock))?;
-        Ok(Stream { inner, family })
+        Ok(Stream::new(inner, family))
     }
 
     /// Registers a bound UDP socket with the reactor.
@@ -243,10 +244,7 @@ impl Listener {
             },
         };
         let (inner, peer) = taken?;
-        let stream = Stream {
-            inner,
-            family: self.family,
-        };
+        let stream = Stream::new(inner, self.family);
         Ok(Some((stream, peer)))
     }
 
@@ -273,6 +271,9 @@ impl Listener {
 pub(crate) struct Stream {
     inner: tokio::net::TcpStream,
     family: Family,
+    /// A peek found data (or end of stream) and no read has happened since: readable without
+    /// another syscall, however often the guest asks.
+    confirmed: AtomicBool,
 }
 
 impl Options for Stream {
@@ -285,6 +286,13 @@ impl Options for Stream {
 }
 
 impl Stream {
+    fn new(inner: tokio::net::TcpStream, family: Family) -> Self {
+        Stream {
+            inner,
+            family,
+            confirmed: AtomicBool::new(false),
+        }
+    }
     /// `finish-connect`'s check: `Pending` while under way, else whether the connect succeeded.
     pub(crate) fn try_connected(&self) -> Poll<io::Result<()>> {
         if let Some(e) = self.inner.take_error()? {
@@ -305,6 +313,7 @@ impl Stream {
     /// Reads up to the buffer's spare capacity without zero-filling it (`WouldBlock` when
     /// nothing is there).
     pub(crate) fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        self.confirmed.store(false, Ordering::Release);
         let filled = buf.len();
         let n = nonblocking(
             |f| self.inner.try_io(Interest::READABLE, f),
@@ -323,8 +332,12 @@ impl Stream {
     }
     /// Waits until a read would return data, end of stream or an error. The reactor's readiness
     /// can outlive a read that drained the socket, so it is confirmed with a one-byte peek under
-    /// `try_io` (which clears it, race-free, when the peek finds nothing).
+    /// `try_io` (which clears it, race-free, when the peek finds nothing); a confirmation holds
+    /// until the next read.
     pub(crate) async fn readable(&self) {
+        if self.confirmed.load(Ordering::Acquire) {
+            return;
+        }
         loop {
             if self.inner.readable().await.is_err() {
                 return;
@@ -334,6 +347,7 @@ impl Stream {
                 SockRef::from(&self.inner).recv_with_flags(&mut byte, libc::MSG_PEEK)
             });
             if !matches!(peek, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                self.confirmed.store(true, Ordering::Release);
                 return;
             }
         }
