@@ -85,8 +85,19 @@ impl Datagram {
                 set_int(&sock, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0)?;
             }
         }
+        // Control messages WASI has no field for would cost kernel work on every datagram.
         let _ = set_int(&sock, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 0);
         let _ = set_int(&sock, libc::SOL_UDP, libc::UDP_GRO, 0);
+        let _ = match family {
+            Family::Ipv4 => set_int(&sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 0).and(set_int(
+                &sock,
+                libc::IPPROTO_IP,
+                libc::IP_RECVTOS,
+                0,
+            )),
+            Family::Ipv6 => set_int(&sock, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 0)
+                .and(set_int(&sock, libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, 0)),
+        };
         let sock = tokio::net::UdpSocket::from_std(sock)?;
         Ok(Datagram {
             sock,
@@ -172,13 +183,22 @@ impl Datagram {
         (sent, None)
     }
 
-    /// One `sendmsg`: a datagram, or a run of `segment`-byte datagrams when `segment` is set.
+    /// One datagram with `sendto`, or a run of `segment`-byte datagrams in one GSO `sendmsg`.
     fn try_transmit(
         &self,
         to: SocketAddr,
         contents: &[u8],
         segment: Option<usize>,
     ) -> io::Result<()> {
+        if segment.is_none() {
+            let to = to.into();
+            // A datagram goes whole or not at all.
+            return nonblocking(
+                |f| self.sock.try_io(Interest::WRITABLE, f),
+                || SockRef::from(&self.sock).send_to_with_flags(contents, &to, libc::MSG_NOSIGNAL),
+            )
+            .map(|_| ());
+        }
         let transmit = Transmit {
             destination: to,
             ecn: None,
