@@ -34,6 +34,10 @@ const GUESTS: &[(&str, &str)] = &[
 
 const TARGET: &str = "wasm32-wasip2";
 
+/// The packages holding the test guests; the benchmark guests (`bench*`) are built by the
+/// harness, not by every test build.
+const PACKAGES: &[&str] = &["raw-guests", "versioned-guests", "std-guests"];
+
 /// Variables of the outer build that must not leak into the guest build: flags meant
 /// for the host target, a forced target/target dir, and wrappers such as clippy-driver.
 const SCRUBBED: &[&str] = &[
@@ -87,6 +91,9 @@ fn main() {
         .arg("--target-dir")
         .arg(&target_dir)
         .current_dir(&guests);
+    for package in PACKAGES {
+        cmd.arg("-p").arg(package);
+    }
     for var in SCRUBBED {
         cmd.env_remove(var);
     }

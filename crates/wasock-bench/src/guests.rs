@@ -1,5 +1,6 @@
 //! Builds the bench guest (`guests/bench`) twice from one source: for `wasm32-wasip2` and for
-//! the host, in release, into `target/bench-guests`.
+//! the host, in release, into `target/bench-guests`; and the raw-binding guest
+//! (`guests/bench-raw`) for `wasm32-wasip2` only, when a workload needs it.
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -7,6 +8,13 @@ use std::process::Command;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 const BIN: &str = "bench-guest";
+const RAW_BIN: &str = "bench-raw";
+/// The raw-binding guest's loops and its bindings are optimized for speed, as `bench` is by
+/// the guests workspace's profile.
+const RAW_OPT: &[&str] = &[
+    "profile.release.package.bench-raw.opt-level=3",
+    "profile.release.package.raw-guests.opt-level=3",
+];
 
 /// Variables of the harness's own build that must not reach the guest builds.
 const SCRUBBED: &[&str] = &[
@@ -33,8 +41,14 @@ pub(crate) struct Guests {
 pub(crate) fn build(repo: &Path) -> Result<Guests> {
     let target_dir = repo.join("target").join("bench-guests");
     let manifest = repo.join("guests").join("Cargo.toml");
-    cargo_build(&manifest, &target_dir, Some(WASM_TARGET))?;
-    cargo_build(&manifest, &target_dir, None)?;
+    cargo_build(
+        &manifest,
+        &target_dir,
+        Some(WASM_TARGET),
+        ("bench", BIN),
+        &[],
+    )?;
+    cargo_build(&manifest, &target_dir, None, ("bench", BIN), &[])?;
     let guests = Guests {
         wasm: target_dir
             .join(WASM_TARGET)
@@ -50,10 +64,90 @@ pub(crate) fn build(repo: &Path) -> Result<Guests> {
     Ok(guests)
 }
 
-fn cargo_build(manifest: &Path, target_dir: &Path, target: Option<&str>) -> Result<()> {
+/// Builds (incrementally) `guests/bench-raw` for `wasm32-wasip2` and returns the component.
+pub(crate) fn build_raw(repo: &Path) -> Result<PathBuf> {
+    let target_dir = repo.join("target").join("bench-guests");
+    let manifest = repo.join("guests").join("Cargo.toml");
+    let config: Vec<&str> = RAW_OPT.iter().flat_map(|c| ["--config", c]).collect();
+    cargo_build(
+        &manifest,
+        &target_dir,
+        Some(WASM_TARGET),
+        ("bench-raw", RAW_BIN),
+        &config,
+    )?;
+    let wasm = target_dir
+        .join(WASM_TARGET)
+        .join("release")
+        .join(format!("{RAW_BIN}.wasm"));
+    if !wasm.is_file() {
+        bail!("the guest build did not produce {}", wasm.display());
+    }
+    Ok(wasm)
+}
+
+/// The HTTP server guest (`guests/bench-http`, bin `bench-http`): one source for both targets.
+const HTTP_BIN: &str = "bench-http";
+/// Every crate of the HTTP guest (hyper, axum, wstd, tokio) at opt-level 3 on both targets, as a
+/// native server would be built; the guests workspace's own profile optimizes for size.
+const HTTP_OPT: &[&str] = &["--config", "profile.release.opt-level=3"];
+
+/// Builds (incrementally) `guests/bench-http` for `wasm32-wasip2` and for the host.
+pub(crate) fn build_http(repo: &Path) -> Result<Guests> {
+    let target_dir = repo.join("target").join("bench-guests");
+    let manifest = repo.join("guests").join("Cargo.toml");
+    let bin = ("bench-http", HTTP_BIN);
+    cargo_build(&manifest, &target_dir, Some(WASM_TARGET), bin, HTTP_OPT)?;
+    cargo_build(&manifest, &target_dir, None, bin, HTTP_OPT)?;
+    let guests = Guests {
+        wasm: target_dir
+            .join(WASM_TARGET)
+            .join("release")
+            .join(format!("{HTTP_BIN}.wasm")),
+        native: target_dir.join("release").join(HTTP_BIN),
+    };
+    for path in [&guests.wasm, &guests.native] {
+        if !path.is_file() {
+            bail!("the guest build did not produce {}", path.display());
+        }
+    }
+    Ok(guests)
+}
+
+/// Builds (incrementally) `raw-http-server` (`guests/raw`) for `wasm32-wasip2`, as
+/// `crates/wasock-guests` does but at opt-level 3, and returns the component.
+pub(crate) fn build_raw_http(repo: &Path) -> Result<PathBuf> {
+    let target_dir = repo.join("target").join("bench-guests");
+    let manifest = repo.join("guests").join("Cargo.toml");
+    let bin = "raw-http-server";
+    cargo_build(
+        &manifest,
+        &target_dir,
+        Some(WASM_TARGET),
+        ("raw-guests", bin),
+        HTTP_OPT,
+    )?;
+    let wasm = target_dir
+        .join(WASM_TARGET)
+        .join("release")
+        .join(format!("{bin}.wasm"));
+    if !wasm.is_file() {
+        bail!("the guest build did not produce {}", wasm.display());
+    }
+    Ok(wasm)
+}
+
+fn cargo_build(
+    manifest: &Path,
+    target_dir: &Path,
+    target: Option<&str>,
+    (package, bin): (&str, &str),
+    extra: &[&str],
+) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release", "--quiet", "-p", "bench", "--bin", BIN])
+    cmd.args(["build", "--release", "--quiet", "-p", package, "--bin", bin])
+        .args(extra)
         .arg("--manifest-path")
         .arg(manifest)
         .arg("--target-dir")
@@ -73,10 +167,10 @@ fn cargo_build(manifest: &Path, target_dir: &Path, target: Option<&str>) -> Resu
     let what = target.unwrap_or("the host");
     let status = cmd
         .status()
-        .with_context(|| format!("running cargo to build the bench guest for {what}"))?;
+        .with_context(|| format!("running cargo to build {package} for {what}"))?;
     if !status.success() {
         bail!(
-            "building the bench guest for {what} failed ({status}): cargo build --release -p bench \
+            "building {package} for {what} failed ({status}): cargo build --release -p {package} \
              --manifest-path {}",
             manifest.display()
         );

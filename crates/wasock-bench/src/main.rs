@@ -17,8 +17,21 @@
 //!    (`inherit_network`, TCP, UDP and lookups allowed), in this process, on the same engine;
 //! 3. **native**: the host build as a child process.
 //!
-//! Peers (sinks, sources, echo servers) are native threads of the harness on loopback. The
-//! component is compiled once per harness run, before any timing. Runs alternate
+//! What std cannot express (batched UDP `send` and `receive`, `resolve-addresses` of an IP
+//! literal) is a second program, `guests/bench-raw`, on the raw `wasi:sockets` bindings: built for
+//! `wasm32-wasip2` only, so its tables have no native column. `tcp-pair` and the guest ↔ guest
+//! half of `udp-raw` run two instances at once, as tasks of one tokio runtime; `scale` holds
+//! 10 000 idle connections in one instance and reads the host's heap growth from a counting
+//! global allocator (`heap.rs`).
+//!
+//! The HTTP workloads (`http.rs`, with `wrk.rs` driving `wrk`) serve instead of measuring from
+//! inside: `http` and `http-batch` run `guests/bench-http` (axum on hyper; wstd's executor or a
+//! batch-polling one on wasm, tokio natively) and `load` runs `raw-http-server` (guests/raw,
+//! wasm only), each under `wrk` on loopback; rates and latencies are wrk's.
+//!
+//! Peers (sinks, sources, echo servers) are native threads of the harness on loopback, or native
+//! child processes where they hold many sockets. Each component is compiled once per harness
+//! run, before any timing. Runs alternate
 //! (wasock, wasmtime-wasi, native, wasock, …) for `--reps` repetitions (default 5), and each
 //! cell is the median with min–max over the repetitions.
 //!
@@ -36,13 +49,17 @@
 //! (`--out` elsewhere; `--quick` runs write only with `--out`). Every loop is bounded in count
 //! and time; everything stays on 127.0.0.1.
 
+mod child;
 mod cpu;
 mod guests;
+mod heap;
+mod http;
 mod peer;
 mod report;
 mod runner;
 mod stats;
 mod workloads;
+mod wrk;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -59,19 +76,19 @@ const WORKLOADS: &[&str] = &[
     "tcp-rr",
     "tcp-churn",
     "udp-send",
+    "tcp-pair",
+    "udp-raw",
     "lookup",
+    "lookup-raw",
+    "scale",
     "startup",
+    "http",
+    "http-batch",
+    "load",
 ];
 
 /// Workloads of the performance issue that this harness does not run yet.
-const TODO: &[&str] = &[
-    "TCP bulk guest ↔ guest (two components in one process)",
-    "UDP batched through the raw bindings (`check-send` permits, `send` of many, `receive(max = 64)`)",
-    "`resolve-addresses` of an IP literal through the raw bindings (std never calls it for one)",
-    "scale: 10 000 concurrent idle TCP connections in one instance (host bytes per connection, time to establish)",
-    "HTTP load: an axum/hyper guest server and its native build under `wrk` at 10, 100 and 1 000 connections",
-    "the load workload of the robustness issue",
-];
+const TODO: &[&str] = &[];
 
 #[derive(Parser)]
 #[command(
@@ -97,8 +114,12 @@ struct Args {
     /// The `wasock` CLI for the start-up workload [default: target/release/wasock].
     #[arg(long)]
     wasock_cli: Option<PathBuf>,
+    /// The tokio runtime both in-process hosts run on: `current-thread` as in the `wasock`
+    /// CLI, or `multi-thread` (the guest driven from `block_on`, as `wasmtime run` does).
+    #[arg(long, value_enum, default_value_t = runner::Flavor::CurrentThread)]
+    runtime: runner::Flavor,
     /// Workloads to run (default: all): tcp-send, tcp-recv, tcp-rr, tcp-churn, udp-send,
-    /// lookup, startup.
+    /// tcp-pair, udp-raw, lookup, lookup-raw, scale, startup, http, http-batch, load.
     workloads: Vec<String>,
 }
 
@@ -149,13 +170,21 @@ fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| repo.join("target/release/wasock"));
     let params = Params::new(args.quick, args.reps, args.bulk_bytes, cli);
 
+    runner::set_flavor(args.runtime);
     eprintln!("wasock-bench: building the bench guest (wasm32-wasip2 and host)…");
     let guests = guests::build(&repo)?;
     eprintln!("wasock-bench: compiling {}…", guests.wasm.display());
     let runner = runner::Runner::new(&guests.wasm, &guests.native)?;
+    let raw = if selected.iter().any(|w| workloads::NEEDS_RAW.contains(w)) {
+        eprintln!("wasock-bench: building and compiling the raw-binding guest (wasm32-wasip2)…");
+        Some(runner.compile(&guests::build_raw(&repo)?)?)
+    } else {
+        None
+    };
     let ctx = Ctx {
         runner: &runner,
         params: &params,
+        raw: raw.as_ref(),
     };
 
     let load_before = loadavg();
@@ -171,8 +200,15 @@ fn run(args: Args) -> Result<()> {
             "tcp-rr" => workloads::tcp_rr::run(&ctx),
             "tcp-churn" => workloads::tcp_churn::run(&ctx),
             "udp-send" => workloads::udp::run(&ctx),
+            "tcp-pair" => workloads::tcp_pair::run(&ctx),
+            "udp-raw" => workloads::udp_raw::run(&ctx),
+            "lookup-raw" => workloads::lookup_raw::run(&ctx),
+            "scale" => workloads::scale::run(&ctx),
             "lookup" => workloads::lookup::run(&ctx),
             "startup" => workloads::startup::run(&ctx),
+            "http" => http::run(&ctx, args.quick, http::Server::Wstd),
+            "http-batch" => http::run(&ctx, args.quick, http::Server::Batch),
+            "load" => http::run(&ctx, args.quick, http::Server::Raw),
             other => bail!("workload `{other}` has no runner"),
         }
         .with_context(|| format!("workload {name}"))?;
@@ -349,8 +385,10 @@ fn document(
     ));
     md.push_str(&format!(
         "- Guest: `guests/bench` (`bench-guest`, release, opt-level 3), {} KiB as a component; \
-         Wasmtime 48 with `wasock::engine_config()`, a multi-threaded tokio runtime as in the CLI\n",
-        wasm_size / 1024
+         Wasmtime 48 with `wasock::engine_config()` (epoch time slices of 10 ms for both hosts), \
+         a {} tokio runtime for both in-process hosts\n",
+        wasm_size / 1024,
+        runner::flavor().describe()
     ));
     md.push_str(&format!(
         "- Repetitions: {} per mode, alternated; harness wall time {:.0} s\n\n",
@@ -368,9 +406,11 @@ fn document(
         md.push_str(&table.markdown());
         md.push('\n');
     }
-    md.push_str("## Not measured yet (TODO)\n\n");
-    for item in TODO {
-        md.push_str(&format!("- {item}\n"));
+    if !TODO.is_empty() {
+        md.push_str("## Not measured yet (TODO)\n\n");
+        for item in TODO {
+            md.push_str(&format!("- {item}\n"));
+        }
     }
     md
 }

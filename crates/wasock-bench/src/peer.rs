@@ -64,14 +64,14 @@ fn spawn(
     Ok(Peer { addr, handle })
 }
 
-fn listen() -> Result<(TcpListener, SocketAddr)> {
+pub(crate) fn listen() -> Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding a peer listener")?;
     let addr = listener.local_addr()?;
     Ok((listener, addr))
 }
 
 /// Accepts one connection, waiting at most [`IDLE_TIMEOUT`] (no busy wait: `poll(2)`).
-fn accept(listener: &TcpListener) -> Result<TcpStream> {
+pub(crate) fn accept(listener: &TcpListener) -> Result<TcpStream> {
     let mut fds = libc::pollfd {
         fd: listener.as_raw_fd(),
         events: libc::POLLIN,
@@ -217,6 +217,63 @@ pub(crate) fn udp_sink(deadline: Duration) -> Result<Peer> {
         }
         Ok(count)
     })
+}
+
+/// Datagrams per send of the UDP source (one buffer the kernel cuts into datagrams).
+const SOURCE_BATCH: usize = 64;
+/// The UDP source stops sending after this long in any case.
+const SOURCE_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Sends `count` 64-byte datagrams to `to` as fast as the kernel takes them, no pacing: 64 per
+/// `send(2)` of one buffer that UDP segmentation offload (`UDP_SEGMENT`) cuts into 64-byte
+/// datagrams, so that the sender costs far less per datagram than any receiver; then three `END`
+/// markers 20 ms apart. Counts the datagrams the kernel took.
+pub(crate) fn udp_source(to: SocketAddr, count: u64) -> Result<Peer> {
+    let socket = UdpSocket::bind("127.0.0.1:0").context("binding the UDP source")?;
+    socket.connect(to).context("connecting the UDP source")?;
+    set_segment(&socket, SMALL).context("UDP_SEGMENT on the UDP source")?;
+    spawn("udp-source", to, move || {
+        let mut buf = [0x66u8; SMALL * SOURCE_BATCH];
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while sent < count && start.elapsed() < SOURCE_DEADLINE {
+            let n = (count - sent).min(SOURCE_BATCH as u64) as usize;
+            for (i, d) in buf.chunks_exact_mut(SMALL).take(n).enumerate() {
+                d[..8].copy_from_slice(&(sent + i as u64).to_le_bytes());
+            }
+            match socket.send(&buf[..n * SMALL]) {
+                Ok(bytes) => sent += (bytes / SMALL) as u64,
+                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
+                Err(e) => return Err(e).context("UDP source send"),
+            }
+        }
+        set_segment(&socket, 0)?;
+        // As `bench-guest udp-send` ends; a failed marker only makes the receiver wait.
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(20));
+            let _ = socket.send(b"END");
+        }
+        Ok(sent)
+    })
+}
+
+/// Sets `UDP_SEGMENT`: sends of more than `size` bytes leave as datagrams of `size` (0: off).
+fn set_segment(socket: &UdpSocket, size: usize) -> std::io::Result<()> {
+    let size = size as libc::c_int;
+    // SAFETY: a valid socket and a c_int option value of the size we pass.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn set_rcvbuf(socket: &UdpSocket) {

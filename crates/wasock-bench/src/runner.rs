@@ -3,14 +3,18 @@
 use crate::cpu;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasock::limits::Limits;
 use wasock::{StoreState, WasockCtx};
 
 /// No single guest run may take longer than this (the guest bounds its own loops well below).
@@ -62,31 +66,35 @@ pub(crate) struct RunOutput {
 impl RunOutput {
     /// The guest's `BENCH units=N ns=T key=value...` line.
     pub(crate) fn report(&self) -> Result<Report> {
-        let line = self
-            .stdout
-            .lines()
-            .find(|l| l.starts_with("BENCH "))
-            .ok_or_else(|| anyhow!("the guest printed no BENCH line: {:?}", self.stdout))?;
-        let mut fields = BTreeMap::new();
-        for pair in line.split_whitespace().skip(1) {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| anyhow!("malformed BENCH field `{pair}`"))?;
-            let v: u64 = v.parse().with_context(|| format!("BENCH field `{pair}`"))?;
-            fields.insert(k.to_owned(), v);
-        }
-        let get = |k: &str| {
-            fields
-                .get(k)
-                .copied()
-                .ok_or_else(|| anyhow!("BENCH line without `{k}`: {line}"))
-        };
-        Ok(Report {
-            units: get("units")?,
-            elapsed: Duration::from_nanos(get("ns")?),
-            fields,
-        })
+        parse_report(&self.stdout)
     }
+}
+
+/// The `BENCH units=N ns=T key=value...` line in a guest's `stdout`.
+pub(crate) fn parse_report(stdout: &str) -> Result<Report> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("BENCH "))
+        .ok_or_else(|| anyhow!("the guest printed no BENCH line: {stdout:?}"))?;
+    let mut fields = BTreeMap::new();
+    for pair in line.split_whitespace().skip(1) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow!("malformed BENCH field `{pair}`"))?;
+        let v: u64 = v.parse().with_context(|| format!("BENCH field `{pair}`"))?;
+        fields.insert(k.to_owned(), v);
+    }
+    let get = |k: &str| {
+        fields
+            .get(k)
+            .copied()
+            .ok_or_else(|| anyhow!("BENCH line without `{k}`: {line}"))
+    };
+    Ok(Report {
+        units: get("units")?,
+        elapsed: Duration::from_nanos(get("ns")?),
+        fields,
+    })
 }
 
 /// The guest's own account of its timed loop.
@@ -114,13 +122,43 @@ impl WasiView for WasiState {
     }
 }
 
+/// Which tokio runtime the in-process hosts run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Flavor {
+    /// One thread that runs the guest and waits on the reactor (the `wasock` CLI's).
+    CurrentThread,
+    /// Worker threads drive the reactor; the guest runs in `block_on` (`wasmtime run`'s).
+    MultiThread,
+}
+
+impl Flavor {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Flavor::CurrentThread => "current-thread (as in the `wasock` CLI)",
+            Flavor::MultiThread => "multi-threaded (as in `wasmtime run`)",
+        }
+    }
+}
+
+static FLAVOR: std::sync::OnceLock<Flavor> = std::sync::OnceLock::new();
+
+/// Chooses the runtime of every [`Runner`] made after this (`--runtime`).
+pub(crate) fn set_flavor(flavor: Flavor) {
+    let _ = FLAVOR.set(flavor);
+}
+
+/// The runtime chosen with `--runtime`.
+pub(crate) fn flavor() -> Flavor {
+    FLAVOR.get().copied().unwrap_or(Flavor::CurrentThread)
+}
+
 /// The compiled guest, both linkers, the async runtime and the native binary.
 pub(crate) struct Runner {
     rt: tokio::runtime::Runtime,
     engine: Engine,
     component: Component,
-    wasock_linker: Linker<StoreState>,
-    wasi_linker: Linker<WasiState>,
+    wasock_linker: Arc<Linker<StoreState>>,
+    wasi_linker: Arc<Linker<WasiState>>,
     native: PathBuf,
     wasm: PathBuf,
 }
@@ -133,11 +171,13 @@ pub(crate) fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
 impl Runner {
     /// Compiles `wasm` once (outside any timing) and links it both ways.
     pub(crate) fn new(wasm: &Path, native: &Path) -> Result<Runner> {
-        // Like the CLI: a multi-threaded runtime, the guest driven from `block_on`.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the tokio runtime")?;
+        let rt = match flavor() {
+            Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+            Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+        }
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
         let engine = Engine::new(&wasock::engine_config()).map_err(wasm_err)?;
         let component = Component::from_file(&engine, wasm)
             .map_err(wasm_err)
@@ -150,8 +190,8 @@ impl Runner {
             rt,
             engine,
             component,
-            wasock_linker,
-            wasi_linker,
+            wasock_linker: Arc::new(wasock_linker),
+            wasi_linker: Arc::new(wasi_linker),
             native: native.to_owned(),
             wasm: wasm.to_owned(),
         })
@@ -160,6 +200,18 @@ impl Runner {
     /// The engine the guest was compiled with.
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The bench guest, compiled.
+    pub(crate) fn component(&self) -> &Component {
+        &self.component
+    }
+
+    /// Compiles another guest with the same engine.
+    pub(crate) fn compile(&self, wasm: &Path) -> Result<Component> {
+        Component::from_file(&self.engine, wasm)
+            .map_err(wasm_err)
+            .with_context(|| format!("compiling {}", wasm.display()))
     }
 
     /// Path of the guest component.
@@ -187,6 +239,65 @@ impl Runner {
         component: &Component,
         args: &[String],
     ) -> Result<RunOutput> {
+        self.run_in_process_with(mode, component, args, &Setup::default())
+    }
+
+    /// [`Runner::run_in_process`] with `setup` (wasock's limits).
+    pub(crate) fn run_in_process_with(
+        &self,
+        mode: Mode,
+        component: &Component,
+        args: &[String],
+        setup: &Setup,
+    ) -> Result<RunOutput> {
+        let cpu0 = cpu::process();
+        let t0 = Instant::now();
+        let instance = self.prepare(mode, component, args, setup)?;
+        let code = self
+            .rt
+            .block_on(async { tokio::time::timeout(RUN_TIMEOUT, instance.run).await })
+            .map_err(|_| anyhow!("the guest ran longer than {RUN_TIMEOUT:?}"))??;
+        let wall = t0.elapsed();
+        let cpu = cpu::process().saturating_sub(cpu0);
+        let stdout = String::from_utf8_lossy(&instance.stdout.contents()).into_owned();
+        if code != 0 {
+            bail!(
+                "guest {args:?} on {} exited with {code}: {}",
+                mode.name(),
+                String::from_utf8_lossy(&instance.stderr.contents()).trim()
+            );
+        }
+        Ok(RunOutput { stdout, cpu, wall })
+    }
+
+    /// Starts `component` in this process as a task of the runtime (so that several instances
+    /// run at once, on the runtime's worker threads); see [`Running`].
+    pub(crate) fn spawn(
+        &self,
+        mode: Mode,
+        component: &Component,
+        args: &[String],
+        setup: &Setup,
+    ) -> Result<Running> {
+        let instance = self.prepare(mode, component, args, setup)?;
+        Ok(Running {
+            task: self.rt.spawn(instance.run),
+            rt: self.rt.handle().clone(),
+            stdout: instance.stdout,
+            stderr: instance.stderr,
+            what: format!("guest {args:?} on {}", mode.name()),
+        })
+    }
+
+    /// The store, context and future of one in-process run: the future owns what it needs, so
+    /// that it can be driven by `block_on` or spawned.
+    fn prepare(
+        &self,
+        mode: Mode,
+        component: &Component,
+        args: &[String],
+        setup: &Setup,
+    ) -> Result<Prepared> {
         let stdout = MemoryOutputPipe::new(PIPE_CAPACITY);
         let stderr = MemoryOutputPipe::new(PIPE_CAPACITY);
         let mut builder = WasiCtxBuilder::new();
@@ -195,19 +306,19 @@ impl Runner {
             .args(args)
             .stdout(stdout.clone())
             .stderr(stderr.clone());
-        let cpu0 = cpu::process();
-        let t0 = Instant::now();
-        let code = match mode {
+        let engine = self.engine.clone();
+        let component = component.clone();
+        let run: GuestRun = match mode {
             Mode::Wasock => {
-                let sockets = WasockCtx::builder()
-                    .allow_all_network()
-                    .allow_lookup()
-                    .build();
-                let state = StoreState::new(builder.build(), sockets);
-                let run = wasock::run_command(&self.engine, &self.wasock_linker, component, state);
-                self.rt
-                    .block_on(async { tokio::time::timeout(RUN_TIMEOUT, run).await })
-                    .map_err(|_| anyhow!("the guest ran longer than {RUN_TIMEOUT:?}"))??
+                let mut sockets = WasockCtx::builder().allow_all_network().allow_lookup();
+                if let Some(limits) = &setup.wasock_limits {
+                    sockets = sockets.limits(limits.clone());
+                }
+                let state = StoreState::new(builder.build(), sockets.build());
+                let linker = self.wasock_linker.clone();
+                Box::pin(async move {
+                    Ok(wasock::run_command(&engine, &linker, &component, state).await?)
+                })
             }
             Mode::WasmtimeWasi => {
                 builder
@@ -219,24 +330,18 @@ impl Runner {
                     ctx: builder.build(),
                     table: ResourceTable::new(),
                 };
-                let run = run_on_wasmtime_wasi(&self.engine, &self.wasi_linker, component, state);
-                self.rt
-                    .block_on(async { tokio::time::timeout(RUN_TIMEOUT, run).await })
-                    .map_err(|_| anyhow!("the guest ran longer than {RUN_TIMEOUT:?}"))??
+                let linker = self.wasi_linker.clone();
+                Box::pin(
+                    async move { run_on_wasmtime_wasi(&engine, &linker, &component, state).await },
+                )
             }
             Mode::Native => bail!("run_in_process is for the wasm modes"),
         };
-        let wall = t0.elapsed();
-        let cpu = cpu::process().saturating_sub(cpu0);
-        let stdout = String::from_utf8_lossy(&stdout.contents()).into_owned();
-        if code != 0 {
-            bail!(
-                "guest {args:?} on {} exited with {code}: {}",
-                mode.name(),
-                String::from_utf8_lossy(&stderr.contents()).trim()
-            );
-        }
-        Ok(RunOutput { stdout, cpu, wall })
+        Ok(Prepared {
+            run,
+            stdout,
+            stderr,
+        })
     }
 
     fn run_native(&self, args: &[String]) -> Result<RunOutput> {
@@ -278,6 +383,94 @@ impl Runner {
     }
 }
 
+/// The future of one in-process run: the guest's exit code.
+type GuestRun = Pin<Box<dyn Future<Output = Result<i32>> + Send>>;
+
+/// An in-process run, ready to start.
+struct Prepared {
+    run: GuestRun,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+/// What an in-process instance gets besides its arguments.
+#[derive(Clone, Default)]
+pub(crate) struct Setup {
+    /// wasock's limits (`None`: wasock's defaults); `wasmtime-wasi` has none to set.
+    pub(crate) wasock_limits: Option<Limits>,
+}
+
+/// An instance running as a task of the runtime ([`Runner::spawn`]).
+pub(crate) struct Running {
+    task: tokio::task::JoinHandle<Result<i32>>,
+    rt: tokio::runtime::Handle,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    what: String,
+}
+
+impl Running {
+    /// Waits (polling its stdout) for the guest to print a line starting with `prefix`, and
+    /// returns the rest of that line; fails if the guest ends first or after `timeout`.
+    pub(crate) fn wait_line(&self, prefix: &str, timeout: Duration) -> Result<String> {
+        let t0 = Instant::now();
+        loop {
+            let out = self.stdout.contents();
+            let text = String::from_utf8_lossy(&out);
+            // Only whole lines: the guest may be in the middle of writing one.
+            let mut lines = text.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+            if let Some(rest) = lines.find_map(|l| l.strip_prefix(prefix)) {
+                return Ok(rest.trim().to_owned());
+            }
+            if self.task.is_finished() {
+                bail!(
+                    "{} ended before printing `{prefix}`: {}",
+                    self.what,
+                    String::from_utf8_lossy(&self.stderr.contents()).trim()
+                );
+            }
+            if t0.elapsed() > timeout {
+                bail!("{} printed no `{prefix}` within {timeout:?}", self.what);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Waits for the guest to exit (aborting it after `timeout`); fails unless it exits with 0.
+    /// Returns its stdout.
+    pub(crate) fn finish(self, timeout: Duration) -> Result<String> {
+        let Running {
+            task,
+            rt,
+            stdout,
+            stderr,
+            what,
+        } = self;
+        let abort = task.abort_handle();
+        let joined = rt.block_on(async { tokio::time::timeout(timeout, task).await });
+        let code = match joined {
+            Err(_) => {
+                abort.abort();
+                bail!("{what} ran longer than {timeout:?}");
+            }
+            Ok(Err(e)) => bail!("{what}: the task failed: {e}"),
+            Ok(Ok(result)) => result?,
+        };
+        if code != 0 {
+            bail!(
+                "{what} exited with {code}: {}",
+                String::from_utf8_lossy(&stderr.contents()).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&stdout.contents()).into_owned())
+    }
+
+    /// Stops the guest at its next wait, if it still runs.
+    pub(crate) fn abort(&self) {
+        self.task.abort();
+    }
+}
+
 /// What `wasock::run_command` does, with `wasmtime-wasi`'s own store type.
 async fn run_on_wasmtime_wasi(
     engine: &Engine,
@@ -288,6 +481,8 @@ async fn run_on_wasmtime_wasi(
     let pre = linker.instantiate_pre(component).map_err(wasm_err)?;
     let pre = CommandPre::new(pre).map_err(wasm_err)?;
     let mut store = Store::new(engine, state);
+    // The same engine and the same time slices as wasock's `run_command`.
+    wasock::time_slices(&mut store);
     let command = pre.instantiate_async(&mut store).await.map_err(wasm_err)?;
     match command.wasi_cli_run().call_run(&mut store).await {
         Ok(Ok(())) => Ok(0),

@@ -14,6 +14,21 @@
 //! | `tcp-churn` | `ADDR COUNT` | connect, send 1 KiB, read the 1 KiB echo, close |
 //! | `udp-send` | `ADDR COUNT` | a 64-byte datagram sent with `send_to` |
 //! | `lookup` | `HOST COUNT` | one `(HOST, 80).to_socket_addrs()` |
+//! | `tcp-sink` | `COUNT` | a byte read from one `tcp-send` peer; prints `LISTEN ADDR` first |
+//! | `hold-connect` | `CTRL ADDR COUNT` | a connection opened to `ADDR` and held idle |
+//! | `hold-accept` | `CTRL COUNT` | a connection accepted and held idle |
+//!
+//! `tcp-sink` is the receiving end of `tcp-send` when two copies of this program talk to each
+//! other (`COUNT` only bounds what it accepts to read). The `hold-*` workloads talk to the harness
+//! over a control connection to `CTRL`, one line each way per step: the guest sends
+//! `ready PID PORT` (PID 0 on wasm; PORT of its listener, 0 for `hold-connect`) and waits for
+//! `go`; it opens or accepts `COUNT` connections (`hold-accept` reports `accepted K` every
+//! [`HOLD_PROGRESS`] connections, which the harness passes on to the dialing peer); it sends
+//! `held N NS` and waits for `done` while the harness measures memory; then it closes everything.
+//! Two helpers run natively as the peers of these workloads, holding their ends until stdin
+//! closes (then they close them and print `closed`): `hold-listen COUNT` (prints `LISTEN ADDR`,
+//! accepts) and `hold-dial ADDR COUNT` (connects, at most [`HOLD_WINDOW`] ahead of the
+//! `accepted K` lines read from stdin).
 //!
 //! Each workload does its set-up (connect, bind), then the timed loop of `COUNT` (or `BYTES`)
 //! units, then prints one line: `BENCH units=N ns=T` and workload-specific `key=value` pairs.
@@ -22,7 +37,8 @@
 //! Errors go to stderr with exit status 1.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs, UdpSocket};
+use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// No timed loop runs longer than this.
@@ -37,6 +53,13 @@ const SMALL: usize = 64;
 const CHURN_MSG: usize = 1024;
 /// The datagram that tells the UDP sink the run is over.
 const UDP_END: &[u8] = b"END";
+/// `hold-accept` reports its progress to the harness every this many connections.
+const HOLD_PROGRESS: u64 = 32;
+/// `hold-dial` connects at most this many connections ahead of those reported accepted, so
+/// that the guest's accept queue (128 on wasm) never overflows into SYN retransmits.
+const HOLD_WINDOW: u64 = 96;
+/// How long a `hold-*` peer holds its connections at most, waiting for stdin to close.
+const HOLD_MAX: Duration = Duration::from_secs(300);
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,6 +75,11 @@ fn main() {
         ["tcp-churn", addr, n] => count(n).and_then(|n| tcp_churn(addr, n)),
         ["udp-send", addr, n] => count(n).and_then(|n| udp_send(addr, n)),
         ["lookup", host, n] => count(n).and_then(|n| lookup(host, n)),
+        ["tcp-sink", n] => count(n).and_then(tcp_sink),
+        ["hold-connect", ctrl, addr, n] => count(n).and_then(|n| hold_connect(ctrl, addr, n)),
+        ["hold-accept", ctrl, n] => count(n).and_then(|n| hold_accept(ctrl, n)),
+        ["hold-listen", n] => count(n).and_then(hold_listen),
+        ["hold-dial", addr, n] => count(n).and_then(|n| hold_dial(addr, n)),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("unknown workload or wrong arguments: {args:?}"),
@@ -217,4 +245,214 @@ fn lookup(host: &str, count: u64) -> io::Result<String> {
     }
     let elapsed = start.elapsed();
     Ok(format!("{} addresses={addresses}", report(done, elapsed)))
+}
+
+/// Listens on 127.0.0.1:0, prints `LISTEN ADDR`, accepts one connection and reads it to
+/// end-of-stream (more than `max` bytes is an error), then answers with the byte count as the
+/// native sink of `tcp-send` does. Time: from the accept to end-of-stream.
+fn tcp_sink(max: u64) -> io::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    println!("LISTEN {}", listener.local_addr()?);
+    io::stdout().flush()?;
+    let (mut stream, _) = listener.accept()?;
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    let mut buf = vec![0u8; CHUNK];
+    let start = Instant::now();
+    let mut total = 0u64;
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > max {
+            return Err(io::Error::other(format!("more than {max} bytes")));
+        }
+        if start.elapsed() >= DEADLINE {
+            return Err(io::Error::other(format!(
+                "no end-of-stream within {DEADLINE:?}"
+            )));
+        }
+    }
+    let elapsed = start.elapsed();
+    stream.write_all(&total.to_le_bytes())?;
+    Ok(report(total, elapsed))
+}
+
+/// The process id the harness reads memory figures of (0 on WASI, which has none: the guest
+/// then runs inside the harness).
+fn pid() -> u32 {
+    if cfg!(target_os = "wasi") {
+        0
+    } else {
+        std::process::id()
+    }
+}
+
+/// Sends one line of the control protocol.
+fn send_line(control: &mut TcpStream, line: &str) -> io::Result<()> {
+    control.write_all(format!("{line}\n").as_bytes())
+}
+
+/// Reads one line of the control protocol (byte by byte: the harness sends one line at a time
+/// and waits) and checks that it is `want`.
+fn expect_line(control: &mut TcpStream, want: &str) -> io::Result<()> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() <= want.len() {
+        if control.read(&mut byte)? == 0 {
+            return Err(io::Error::other("the control connection closed"));
+        }
+        if byte[0] == b'\n' {
+            break;
+        }
+        line.push(byte[0]);
+    }
+    if line != want.as_bytes() {
+        return Err(io::Error::other(format!(
+            "control: got {:?}, want {want:?}",
+            String::from_utf8_lossy(&line)
+        )));
+    }
+    Ok(())
+}
+
+/// Opens `count` connections to `addr` one after another and holds them idle while the harness
+/// measures (see the control protocol in the crate documentation). Time: the connect loop.
+fn hold_connect(ctrl: &str, addr: &str, count: u64) -> io::Result<String> {
+    let mut control = connect(ctrl)?;
+    send_line(&mut control, &format!("ready {} 0", pid()))?;
+    expect_line(&mut control, "go")?;
+    let mut held = Vec::with_capacity(count.min(1 << 20) as usize);
+    let start = Instant::now();
+    while (held.len() as u64) < count && start.elapsed() < DEADLINE {
+        held.push(TcpStream::connect(addr)?);
+    }
+    let elapsed = start.elapsed();
+    finish_hold(control, held, elapsed)
+}
+
+/// Accepts `count` connections on a listener of its own and holds them idle while the harness
+/// measures. Time: from `go` to the last accept.
+fn hold_accept(ctrl: &str, count: u64) -> io::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let mut control = connect(ctrl)?;
+    send_line(&mut control, &format!("ready {} {port}", pid()))?;
+    expect_line(&mut control, "go")?;
+    let mut held = Vec::with_capacity(count.min(1 << 20) as usize);
+    let start = Instant::now();
+    while (held.len() as u64) < count && start.elapsed() < DEADLINE {
+        held.push(listener.accept()?.0);
+        let n = held.len() as u64;
+        if n.is_multiple_of(HOLD_PROGRESS) {
+            send_line(&mut control, &format!("accepted {n}"))?;
+        }
+    }
+    let elapsed = start.elapsed();
+    finish_hold(control, held, elapsed)
+}
+
+/// Reports the connections held, waits for the harness's `done`, closes them.
+fn finish_hold(
+    mut control: TcpStream,
+    held: Vec<TcpStream>,
+    elapsed: Duration,
+) -> io::Result<String> {
+    let n = held.len() as u64;
+    send_line(&mut control, &format!("held {n} {}", elapsed.as_nanos()))?;
+    expect_line(&mut control, "done")?;
+    drop(held);
+    Ok(report(n, elapsed))
+}
+
+/// Stdin's lines on a channel, read by a thread; the channel disconnects at end of input.
+fn stdin_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits until stdin closes (or [`HOLD_MAX`]), ignoring what it says; then closes `held` and
+/// prints `closed`.
+fn release_when_stdin_closes(
+    lines: &mpsc::Receiver<String>,
+    held: Vec<TcpStream>,
+) -> io::Result<()> {
+    let until = Instant::now() + HOLD_MAX;
+    while lines
+        .recv_timeout(until.saturating_duration_since(Instant::now()))
+        .is_ok()
+    {}
+    drop(held);
+    println!("closed");
+    io::stdout().flush()
+}
+
+/// Native peer of `hold-connect`: prints `LISTEN ADDR`, accepts up to `count` connections and
+/// holds them until stdin closes; then closes them and prints `closed`.
+fn hold_listen(count: u64) -> io::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    widen_backlog(&listener);
+    println!("LISTEN {}", listener.local_addr()?);
+    io::stdout().flush()?;
+    let lines = stdin_lines();
+    let mut held = Vec::with_capacity(count.min(1 << 20) as usize);
+    let start = Instant::now();
+    while (held.len() as u64) < count && start.elapsed() < HOLD_MAX {
+        held.push(listener.accept()?.0);
+    }
+    let elapsed = start.elapsed();
+    let n = held.len() as u64;
+    release_when_stdin_closes(&lines, held)?;
+    Ok(report(n, elapsed))
+}
+
+/// Raises a listener's backlog from std's 128 to `SOMAXCONN`'s usual 4096 (Linux lets
+/// `listen(2)` be called again): a sequential dialer outruns an acceptor that loses its CPU for
+/// a moment, and every connection past the backlog costs the dialer a 1 s SYN retransmit.
+#[cfg(unix)]
+fn widen_backlog(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        fn listen(fd: i32, backlog: i32) -> i32;
+    }
+    // SAFETY: `listen(2)` on a socket we own; on a listening socket it only changes the backlog.
+    // Failure leaves std's backlog, which shows up as slow connects.
+    unsafe { listen(listener.as_raw_fd(), 4096) };
+}
+
+#[cfg(not(unix))]
+fn widen_backlog(_: &TcpListener) {}
+
+/// Native peer of `hold-accept`: opens `count` connections to `addr`, never more than
+/// [`HOLD_WINDOW`] ahead of the `accepted K` lines on stdin, and holds them until stdin closes;
+/// then closes them and prints `closed`.
+fn hold_dial(addr: &str, count: u64) -> io::Result<String> {
+    let lines = stdin_lines();
+    let mut held = Vec::with_capacity(count.min(1 << 20) as usize);
+    let mut accepted = 0u64;
+    let start = Instant::now();
+    while (held.len() as u64) < count && start.elapsed() < HOLD_MAX {
+        while held.len() as u64 >= accepted + HOLD_WINDOW {
+            let line = lines
+                .recv_timeout(READ_TIMEOUT)
+                .map_err(|_| io::Error::other("no progress from the guest"))?;
+            if let Some(k) = line.strip_prefix("accepted ") {
+                accepted = accepted.max(self::count(k.trim())?);
+            }
+        }
+        held.push(TcpStream::connect(addr)?);
+    }
+    let elapsed = start.elapsed();
+    let n = held.len() as u64;
+    release_when_stdin_closes(&lines, held)?;
+    Ok(report(n, elapsed))
 }

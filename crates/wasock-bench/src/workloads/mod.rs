@@ -2,19 +2,27 @@
 //! the repetitions, and the derived per-unit metrics.
 
 pub(crate) mod lookup;
+pub(crate) mod lookup_raw;
+pub(crate) mod scale;
 pub(crate) mod startup;
 pub(crate) mod tcp_bulk;
 pub(crate) mod tcp_churn;
+pub(crate) mod tcp_pair;
 pub(crate) mod tcp_rr;
 pub(crate) mod udp;
+pub(crate) mod udp_raw;
 
 use crate::peer::{Peer, PeerReport};
 use crate::report::{Better, Row};
 use crate::runner::{Mode, Report, Runner};
 use crate::stats::{Summary, median};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use std::path::PathBuf;
 use std::time::Duration;
+use wasmtime::component::Component;
+
+/// The workloads that run the raw-binding guest (`guests/bench-raw`).
+pub(crate) const NEEDS_RAW: &[&str] = &["udp-raw", "lookup-raw"];
 
 /// Sizes and counts of one harness run.
 pub(crate) struct Params {
@@ -25,6 +33,12 @@ pub(crate) struct Params {
     pub(crate) udp_count: u64,
     pub(crate) lookup_literal_count: u64,
     pub(crate) lookup_localhost_count: u64,
+    /// `resolve-addresses` of an IP literal through the raw bindings.
+    pub(crate) raw_lookup_count: u64,
+    /// Datagrams sent through the raw bindings' batched `send`.
+    pub(crate) udp_raw_count: u64,
+    /// Idle connections held at once by one instance.
+    pub(crate) scale_count: u64,
     /// The `wasock` CLI for the start-up workload.
     pub(crate) wasock_cli: PathBuf,
 }
@@ -45,6 +59,10 @@ impl Params {
             udp_count: udp,
             lookup_literal_count: literal,
             lookup_localhost_count: localhost,
+            raw_lookup_count: if quick { 100_000 } else { 1_000_000 },
+            udp_raw_count: if quick { 200_000 } else { 1_000_000 },
+            // Not smaller when quick: the workload is about this many.
+            scale_count: 10_000,
             wasock_cli: cli,
         }
     }
@@ -54,6 +72,16 @@ impl Params {
 pub(crate) struct Ctx<'a> {
     pub(crate) runner: &'a Runner,
     pub(crate) params: &'a Params,
+    /// The raw-binding guest, compiled when a workload of [`NEEDS_RAW`] was selected.
+    pub(crate) raw: Option<&'a Component>,
+}
+
+impl Ctx<'_> {
+    /// The raw-binding guest.
+    pub(crate) fn raw(&self) -> Result<&Component> {
+        self.raw
+            .ok_or_else(|| anyhow!("the raw-binding guest was not built for this run"))
+    }
 }
 
 /// One run of the guest, with the CPU time attributed to the guest side.
@@ -72,10 +100,23 @@ pub(crate) fn sample(
     peer: Option<Peer>,
     args: &[String],
 ) -> Result<Sample> {
+    sample_of(runner, mode, None, peer, args)
+}
+
+/// [`sample`] of `component` (in process) instead of the bench guest, when given.
+pub(crate) fn sample_of(
+    runner: &Runner,
+    mode: Mode,
+    component: Option<&Component>,
+    peer: Option<Peer>,
+    args: &[String],
+) -> Result<Sample> {
     let t0 = std::time::Instant::now();
-    let out = runner
-        .run(mode, args)
-        .with_context(|| format!("after {:.1} s", t0.elapsed().as_secs_f64()))?;
+    let out = match component {
+        Some(c) => runner.run_in_process(mode, c, args),
+        None => runner.run(mode, args),
+    }
+    .with_context(|| format!("after {:.1} s", t0.elapsed().as_secs_f64()))?;
     let peer = match peer {
         Some(p) => p.finish()?,
         None => PeerReport::default(),
@@ -123,11 +164,25 @@ pub(crate) fn alternate(
     ctx: &Ctx<'_>,
     label: &str,
     n: u64,
+    one: impl FnMut(Mode, u64) -> Result<Sample>,
+) -> Result<[Series; 3]> {
+    alternate_modes(ctx, label, n, &Mode::ALL, one)
+}
+
+/// [`alternate`] over `modes` only; the other modes' series stay empty (`—` in the table).
+pub(crate) fn alternate_modes(
+    ctx: &Ctx<'_>,
+    label: &str,
+    n: u64,
+    modes: &[Mode],
     mut one: impl FnMut(Mode, u64) -> Result<Sample>,
 ) -> Result<[Series; 3]> {
     let mut series: [Series; 3] = Default::default();
     for rep in 1..=ctx.params.reps {
         for (i, mode) in Mode::ALL.into_iter().enumerate() {
+            if !modes.contains(&mode) {
+                continue;
+            }
             // A failed run is recorded and reported, not fatal: one guest error must not
             // lose the whole measurement.
             let (zero, full) = match one(mode, 0).and_then(|z| Ok((z, one(mode, n)?))) {
@@ -215,6 +270,23 @@ pub(crate) fn setup_row(series: &[Series; 3]) -> Row {
         series,
         setup_cpu_ms,
     )
+}
+
+/// A signed figure the harness adds to a run's report (stored as the bits of an `i64`).
+pub(crate) fn set_signed(report: &mut Report, key: &str, value: i64) {
+    report.fields.insert(key.to_owned(), value as u64);
+}
+
+/// A figure of [`set_signed`], divided by the run's units, from each N-unit run that has it.
+pub(crate) fn signed_per_unit(s: &Series, key: &str) -> Vec<f64> {
+    s.full
+        .iter()
+        .filter(|x| x.report.units > 0)
+        .filter_map(|x| {
+            let v = *x.report.fields.get(key)? as i64;
+            Some(v as f64 / x.report.units as f64)
+        })
+        .collect()
 }
 
 /// Strings for a guest command line.
