@@ -330,16 +330,22 @@ impl Stream {
             || SockRef::from(&self.inner).send_with_flags(buf, libc::MSG_NOSIGNAL),
         )
     }
-    /// Waits until a read would return data, end of stream or an error. The reactor's readiness
-    /// can outlive a read that drained the socket, so it is confirmed with a one-byte peek under
-    /// `try_io` (which clears it, race-free, when the peek finds nothing); a confirmation holds
-    /// until the next read.
+    /// Waits until a read would return data, end of stream or an error. Readiness the reactor
+    /// already held may have outlived a read that drained the socket, so it is confirmed with a
+    /// one-byte peek under `try_io` (which clears it, race-free, when the peek finds nothing);
+    /// readiness that arrived while waiting is fresh and needs none. A confirmation holds until
+    /// the next read.
     pub(crate) async fn readable(&self) {
         if self.confirmed.load(Ordering::Acquire) {
             return;
         }
         loop {
+            let held = self.inner.poll_read_ready(&mut no_wait()).is_ready();
             if self.inner.readable().await.is_err() {
+                return;
+            }
+            if !held {
+                self.confirmed.store(true, Ordering::Release);
                 return;
             }
             let mut byte = [std::mem::MaybeUninit::uninit()];
