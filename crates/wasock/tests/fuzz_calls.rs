@@ -28,7 +28,7 @@
 
 mod fuzzing;
 
-use fuzzing::{SplitMix, env_u64, first_seed};
+use fuzzing::{Budget, SplitMix, env_u64, first_seed};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -166,13 +166,9 @@ fn fuzz_host_calls() {
 
     let started = Instant::now();
     let mut totals = Totals::default();
+    let budget = Budget::new(secs, cases);
     let mut i = 0u64;
-    loop {
-        match secs {
-            Some(s) if started.elapsed() >= Duration::from_secs(s) => break,
-            None if i >= cases => break,
-            _ => {}
-        }
+    while budget.allows(i) {
         let case_seed = seed.wrapping_add(i);
         LOG.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let r = catch_unwind(AssertUnwindSafe(|| {

@@ -32,7 +32,7 @@
 
 mod fuzzing;
 
-use fuzzing::{SplitMix, env_u64, first_seed};
+use fuzzing::{Budget, SplitMix, env_u64, first_seed};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -143,13 +143,9 @@ fn fuzz_policy_parser() {
 
     let started = Instant::now();
     let mut stats = Stats::default();
+    let budget = Budget::new(secs, cases);
     let mut i = 0u64;
-    loop {
-        match secs {
-            Some(s) if started.elapsed() >= Duration::from_secs(s) => break,
-            None if i >= cases => break,
-            _ => {}
-        }
+    while budget.allows(i) {
         let case_seed = seed.wrapping_add(i);
         let r = catch_unwind(AssertUnwindSafe(|| run_case(case_seed, &mut stats)));
         if let Err(panic) = r {

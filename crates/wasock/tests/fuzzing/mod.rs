@@ -32,3 +32,28 @@ impl SplitMix {
         z ^ (z >> 31)
     }
 }
+
+/// How long a fuzzer runs: `secs` seconds when set, else `cases` cases.
+pub struct Budget {
+    secs: Option<u64>,
+    cases: u64,
+    started: std::time::Instant,
+}
+
+impl Budget {
+    pub fn new(secs: Option<u64>, cases: u64) -> Self {
+        Budget {
+            secs,
+            cases,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Whether a case may start after `done` cases.
+    pub fn allows(&self, done: u64) -> bool {
+        match self.secs {
+            Some(s) => self.started.elapsed() < std::time::Duration::from_secs(s),
+            None => done < self.cases,
+        }
+    }
+}
