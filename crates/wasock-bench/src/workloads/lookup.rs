@@ -1,7 +1,7 @@
 //! Name lookup through Rust std's `to_socket_addrs`: an IP literal and `localhost`.
 
-use super::{Ctx, alternate, args, cpu_per_unit, failure_notes, rate, row, sample};
-use crate::report::{Better, Table};
+use super::{Ctx, Series, alternate, args, cpu_per_unit, failure_notes, rate, row, sample};
+use crate::report::{Better, Row, Table};
 use anyhow::Result;
 
 pub(crate) fn run(ctx: &Ctx<'_>) -> Result<Table> {
@@ -16,18 +16,7 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Result<Table> {
             sample(ctx.runner, mode, None, &args(&[&"lookup", &host, &units]))
         })?;
         failures.extend(failure_notes(&series));
-        rows.push(row(
-            &format!("`{host}`: lookups/s ({n})"),
-            Better::Higher,
-            &series,
-            |s| rate(s, 1.0),
-        ));
-        rows.push(row(
-            &format!("`{host}`: CPU µs per lookup"),
-            Better::Lower,
-            &series,
-            |s| cpu_per_unit(s, 1.0),
-        ));
+        rows.extend(lookup_rows(host, n, &series));
     }
     Ok(Table {
         title: "Name lookup through std `to_socket_addrs`".to_owned(),
@@ -44,4 +33,22 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Result<Table> {
         .concat(),
         rows,
     })
+}
+
+/// The two rows of a lookup table for `host`: lookups per second and CPU per lookup.
+pub(super) fn lookup_rows(host: &str, n: u64, series: &[Series; 3]) -> [Row; 2] {
+    [
+        row(
+            &format!("`{host}`: lookups/s ({n})"),
+            Better::Higher,
+            series,
+            |s| rate(s, 1.0),
+        ),
+        row(
+            &format!("`{host}`: CPU µs per lookup"),
+            Better::Lower,
+            series,
+            |s| cpu_per_unit(s, 1.0),
+        ),
+    ]
 }

@@ -1,8 +1,8 @@
 //! `resolve-addresses` through the raw bindings (`guests/bench-raw lookup`): IP literals, which
 //! Rust std parses itself and never sends to the host, and `localhost`. No native column.
 
-use super::{Ctx, alternate_modes, args, cpu_per_unit, failure_notes, rate, row, sample_of};
-use crate::report::{Better, Table};
+use super::{Ctx, alternate_modes, args, failure_notes, sample_of};
+use crate::report::Table;
 use crate::runner::Mode;
 use anyhow::Result;
 
@@ -27,18 +27,7 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Result<Table> {
             )
         })?;
         failures.extend(failure_notes(&series));
-        rows.push(row(
-            &format!("`{host}`: lookups/s ({n})"),
-            Better::Higher,
-            &series,
-            |s| rate(s, 1.0),
-        ));
-        rows.push(row(
-            &format!("`{host}`: CPU µs per lookup"),
-            Better::Lower,
-            &series,
-            |s| cpu_per_unit(s, 1.0),
-        ));
+        rows.extend(super::lookup::lookup_rows(host, n, &series));
     }
     Ok(Table {
         title: "`resolve-addresses` through the raw bindings".to_owned(),

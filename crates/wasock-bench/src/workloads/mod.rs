@@ -293,3 +293,11 @@ pub(crate) fn signed_per_unit(s: &Series, key: &str) -> Vec<f64> {
 pub(crate) fn args(parts: &[&dyn std::fmt::Display]) -> Vec<String> {
     parts.iter().map(|p| p.to_string()).collect()
 }
+
+/// Per cent of `sent` datagrams that were not `received` (0 when none was sent).
+pub(crate) fn loss_percent(sent: u64, received: u64) -> f64 {
+    match sent {
+        0 => 0.0,
+        _ => 100.0 * sent.saturating_sub(received) as f64 / sent as f64,
+    }
+}

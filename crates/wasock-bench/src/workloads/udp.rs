@@ -1,6 +1,8 @@
 //! UDP: 64-byte datagrams, one `send_to` per datagram as Rust std sends them, to a native sink.
 
-use super::{Ctx, alternate, args, cpu_per_unit, failure_notes, rate, row, sample, setup_row};
+use super::{
+    Ctx, alternate, args, cpu_per_unit, failure_notes, loss_percent, rate, row, sample, setup_row,
+};
 use crate::peer;
 use crate::report::{Better, Table};
 use anyhow::Result;
@@ -37,10 +39,7 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Result<Table> {
                 s.full
                     .iter()
                     .filter(|x| x.report.units > 0)
-                    .map(|x| {
-                        let lost = x.report.units.saturating_sub(x.peer.count);
-                        100.0 * lost as f64 / x.report.units as f64
-                    })
+                    .map(|x| loss_percent(x.report.units, x.peer.count))
                     .collect()
             }),
             row("CPU µs per datagram", Better::Lower, &series, |s| {

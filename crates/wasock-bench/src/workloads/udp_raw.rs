@@ -4,8 +4,8 @@
 //! `udp-send` table has one).
 
 use super::{
-    Ctx, Sample, Series, alternate_modes, args, cpu_per_unit, failure_notes, rate, row, sample_of,
-    setup_row,
+    Ctx, Sample, Series, alternate_modes, args, cpu_per_unit, failure_notes, loss_percent, rate,
+    row, sample_of, setup_row,
 };
 use crate::cpu;
 use crate::peer::{self, PeerReport};
@@ -92,10 +92,7 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Result<Table> {
             s.full
                 .iter()
                 .filter(|x| x.peer.count > 0)
-                .map(|x| {
-                    let lost = x.peer.count.saturating_sub(x.report.units);
-                    100.0 * lost as f64 / x.peer.count as f64
-                })
+                .map(|x| loss_percent(x.peer.count, x.report.units))
                 .collect()
         }),
         row(
@@ -163,10 +160,7 @@ fn loss(s: &Series) -> Vec<f64> {
     s.full
         .iter()
         .filter(|x| x.report.units > 0)
-        .map(|x| {
-            let lost = x.report.units.saturating_sub(x.peer.count);
-            100.0 * lost as f64 / x.report.units as f64
-        })
+        .map(|x| loss_percent(x.report.units, x.peer.count))
         .collect()
 }
 
