@@ -4,11 +4,11 @@
 
 use crate::bindings::network::ErrorCode;
 use crate::policy::Protocol;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// How many sockets [`Counters::busiest`] keeps.
@@ -143,12 +143,17 @@ impl SocketStats {
     }
 }
 
-/// One socket's live counters.
+/// One socket's live counters, shared by the socket and its streams; what it counted joins
+/// the instance's totals when the last of them is dropped.
 #[derive(Debug)]
 pub(crate) struct Meter {
+    acct: Arc<Accounting>,
     id: u64,
+    /// Its place in the instance's live meters.
+    slot: u32,
     protocol: Protocol,
-    addrs: Mutex<(Option<SocketAddr>, Option<SocketAddr>)>,
+    /// Local, then remote.
+    addrs: Mutex<[Packed; 2]>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     datagrams_in: AtomicU64,
@@ -156,18 +161,23 @@ pub(crate) struct Meter {
 }
 
 impl Meter {
-    fn addrs(&self) -> MutexGuard<'_, (Option<SocketAddr>, Option<SocketAddr>)> {
+    fn addrs(&self) -> MutexGuard<'_, [Packed; 2]> {
         self.addrs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The instance's accounting.
+    pub(crate) fn acct(&self) -> &Arc<Accounting> {
+        &self.acct
     }
 
     /// Records the socket's local address (as the guest sees it).
     pub(crate) fn set_local(&self, local: SocketAddr) {
-        self.addrs().0 = Some(local);
+        self.addrs()[0] = Packed::new(Some(local));
     }
 
     /// Records the socket's peer, or that it has none.
     pub(crate) fn set_remote(&self, remote: Option<SocketAddr>) {
-        self.addrs().1 = remote;
+        self.addrs()[1] = Packed::new(remote);
     }
 
     pub(crate) fn bytes_in(&self, n: usize) {
@@ -191,12 +201,12 @@ impl Meter {
     }
 
     fn snapshot(&self, open: bool) -> SocketStats {
-        let (local, remote) = *self.addrs();
+        let [local, remote] = *self.addrs();
         SocketStats {
             id: self.id,
             protocol: self.protocol,
-            local,
-            remote,
+            local: local.get(),
+            remote: remote.get(),
             bytes_in: self.bytes_in.load(Relaxed),
             bytes_out: self.bytes_out.load(Relaxed),
             datagrams_in: self.datagrams_in.load(Relaxed),
@@ -206,35 +216,63 @@ impl Meter {
     }
 }
 
-/// A socket's meter, shared by the socket and its streams: what it counted joins the instance's
-/// totals when the last of them is dropped.
-#[derive(Clone, Debug)]
-pub(crate) struct SocketMeter(Arc<MeterHandle>);
-
-#[derive(Debug)]
-struct MeterHandle {
-    meter: Arc<Meter>,
-    acct: Arc<Accounting>,
-}
-
-impl std::ops::Deref for SocketMeter {
-    type Target = Meter;
-    fn deref(&self) -> &Meter {
-        &self.0.meter
-    }
-}
-
-impl Drop for MeterHandle {
+impl Drop for Meter {
     fn drop(&mut self) {
-        self.acct.retire(&self.meter);
+        self.acct.retire(self);
     }
 }
+
+/// An address as a meter keeps it, in 24 bytes rather than 32: IPv4 as IPv4-mapped IPv6, no
+/// flow label (what `SocketStats` reports never has one).
+#[derive(Clone, Copy, Debug, Default)]
+struct Packed {
+    ip: [u8; 16],
+    scope: u32,
+    port: u16,
+    /// 0: none, 4: IPv4, 6: IPv6.
+    kind: u8,
+}
+
+impl Packed {
+    fn new(addr: Option<SocketAddr>) -> Self {
+        match addr {
+            None => Packed::default(),
+            Some(SocketAddr::V4(a)) => Packed {
+                ip: a.ip().to_ipv6_mapped().octets(),
+                scope: 0,
+                port: a.port(),
+                kind: 4,
+            },
+            Some(SocketAddr::V6(a)) => Packed {
+                ip: a.ip().octets(),
+                scope: a.scope_id(),
+                port: a.port(),
+                kind: 6,
+            },
+        }
+    }
+
+    fn get(self) -> Option<SocketAddr> {
+        let ip = Ipv6Addr::from(self.ip);
+        match self.kind {
+            4 => Some(SocketAddr::new(ip.to_ipv4_mapped()?.into(), self.port)),
+            6 => Some(SocketAddrV6::new(ip, self.port, 0, self.scope).into()),
+            _ => None,
+        }
+    }
+}
+
+/// A socket's meter, shared by the socket and its streams.
+pub(crate) type SocketMeter = Arc<Meter>;
 
 /// The instance's meters: the live ones, the totals of the retired ones, the busiest.
 #[derive(Debug, Default)]
 struct Meters {
     next_id: u64,
-    live: HashMap<u64, Arc<Meter>>,
+    /// Live meters by slot; a dropped meter's slot is empty until reused.
+    live: Vec<Weak<Meter>>,
+    /// Empty slots of `live`.
+    free: Vec<u32>,
     /// Sums over retired sockets.
     retired: Totals,
     /// The busiest retired sockets, busiest first, at most [`BUSIEST`].
@@ -321,28 +359,38 @@ impl Accounting {
         };
         self.peak.fetch_max(before + 1, Relaxed);
         self.created.fetch_add(1, Relaxed);
-        let meter = {
-            let mut meters = self.meters();
-            meters.next_id += 1;
-            let meter = Arc::new(Meter {
-                id: meters.next_id,
-                protocol,
-                addrs: Mutex::default(),
-                bytes_in: AtomicU64::new(0),
-                bytes_out: AtomicU64::new(0),
-                datagrams_in: AtomicU64::new(0),
-                datagrams_out: AtomicU64::new(0),
-            });
-            meters.live.insert(meter.id, meter.clone());
-            meter
+        let mut meters = self.meters();
+        meters.next_id += 1;
+        let slot = match meters.free.pop() {
+            Some(slot) => slot,
+            None => {
+                meters.live.push(Weak::new());
+                u32::try_from(meters.live.len() - 1).unwrap_or(u32::MAX)
+            }
         };
-        Ok(SocketSlot {
+        let meter = Arc::new(Meter {
             acct: self.clone(),
-            meter: SocketMeter(Arc::new(MeterHandle {
-                meter,
-                acct: self.clone(),
-            })),
-        })
+            id: meters.next_id,
+            slot,
+            protocol,
+            addrs: Mutex::default(),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            datagrams_in: AtomicU64::new(0),
+            datagrams_out: AtomicU64::new(0),
+        });
+        if let Some(place) = meters.live.get_mut(slot as usize) {
+            *place = Arc::downgrade(&meter);
+        }
+        Ok(SocketSlot { meter })
+    }
+
+    /// The live meters, held for a moment: a meter whose last other handle goes meanwhile
+    /// retires when these are dropped, after the caller has read it (and outside the lock).
+    fn live(&self) -> (Totals, Vec<SocketStats>, Vec<Arc<Meter>>) {
+        let meters = self.meters();
+        let live: Vec<Arc<Meter>> = meters.live.iter().filter_map(Weak::upgrade).collect();
+        (meters.retired, meters.busiest.clone(), live)
     }
 
     fn meters(&self) -> MutexGuard<'_, Meters> {
@@ -354,7 +402,10 @@ impl Accounting {
         let last = meter.snapshot(false);
         tracing::debug!(target: "wasock::socket", ?last, "socket closed");
         let mut meters = self.meters();
-        meters.live.remove(&meter.id);
+        if let Some(place) = meters.live.get_mut(meter.slot as usize) {
+            *place = Weak::new();
+            meters.free.push(meter.slot);
+        }
         meters.retired.add(&last);
         rank(&mut meters.busiest, last);
     }
@@ -418,14 +469,11 @@ impl Accounting {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        let mut totals;
-        {
-            let meters = self.meters();
-            totals = meters.retired;
-            for m in meters.live.values() {
-                totals.add(&m.snapshot(true));
-            }
+        let (mut totals, _, live) = self.live();
+        for m in &live {
+            totals.add(&m.snapshot(true));
         }
+        drop(live);
         let denied_by = self
             .denied
             .lock()
@@ -446,23 +494,20 @@ impl Accounting {
 
     /// Every socket alive now (it or one of its streams), in creation order.
     pub(crate) fn sockets(&self) -> Vec<SocketStats> {
-        let mut all: Vec<_> = self
-            .meters()
-            .live
-            .values()
-            .map(|m| m.snapshot(true))
-            .collect();
+        let (_, _, live) = self.live();
+        let mut all: Vec<_> = live.iter().map(|m| m.snapshot(true)).collect();
+        drop(live);
         all.sort_by_key(|s| s.id);
         all
     }
 
     /// The busiest sockets of the instance's life, open or closed, busiest first.
     pub(crate) fn busiest(&self) -> Vec<SocketStats> {
-        let meters = self.meters();
-        let mut list = meters.busiest.clone();
-        for m in meters.live.values() {
+        let (_, mut list, live) = self.live();
+        for m in &live {
             rank(&mut list, m.snapshot(true));
         }
+        drop(live);
         list
     }
 }
@@ -558,7 +603,6 @@ impl Drop for LookupSlot {
 /// socket's streams.
 #[derive(Debug)]
 pub(crate) struct SocketSlot {
-    acct: Arc<Accounting>,
     meter: SocketMeter,
 }
 
@@ -571,13 +615,32 @@ impl SocketSlot {
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
-        self.acct.open.fetch_sub(1, Relaxed);
+        self.meter.acct.open.fetch_sub(1, Relaxed);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_addresses_round_trip() {
+        for addr in [
+            None,
+            Some("127.0.0.1:80".parse().unwrap()),
+            Some("0.0.0.0:0".parse().unwrap()),
+            Some("[::1]:443".parse().unwrap()),
+            Some("[::ffff:10.0.0.1]:8080".parse().unwrap()),
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                "fe80::1".parse().unwrap(),
+                53,
+                0,
+                7,
+            ))),
+        ] {
+            assert_eq!(Packed::new(addr).get(), addr);
+        }
+    }
 
     #[test]
     fn socket_limit_is_enforced_and_released() {

@@ -8,9 +8,9 @@ pub struct Network {
 
 /// Identity of a network; `start-connect` must get the network `start-bind` got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NetworkId(pub(crate) u32);
+pub struct NetworkId(pub(crate) std::num::NonZeroU32);
 
 impl NetworkId {
     /// The instance's default network.
-    pub const DEFAULT: NetworkId = NetworkId(0);
+    pub const DEFAULT: NetworkId = NetworkId(std::num::NonZeroU32::MIN);
 }

@@ -9,11 +9,13 @@ use crate::bindings::network::ErrorCode;
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 /// Fails instead of panicking when called outside a tokio runtime (the reactor is needed).
 fn reactor() -> io::Result<()> {
@@ -169,12 +171,13 @@ impl RawSocket {
     pub(crate) fn listen(self, backlog: u32) -> io::Result<Listener> {
         reactor()?;
         self.sock.listen(backlog.min(i32::MAX as u32) as i32)?;
-        let family = self.family;
-        let inner = tokio::net::TcpListener::from_std(std::net::TcpListener::from(self.sock))?;
+        // SAFETY: the `AsyncFd` owns the socket, so its fd stays open and the same for the
+        // registration's whole life.
+        let inner = unsafe { AsyncFd::register_with_interest(self.sock, Interest::READABLE) }
+            .map_err(io::Error::from)?;
         Ok(Listener {
             inner,
-            family,
-            stash: Mutex::new(None),
+            family: self.family,
         })
     }
 
@@ -187,9 +190,7 @@ impl RawSocket {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
-        let family = self.family;
-        let inner = tokio::net::TcpStream::from_std(std::net::TcpStream::from(self.sock))?;
-        Ok(Stream::new(inner, family))
+        Ok(Stream::new(self.sock, self.family))
     }
 
     /// Registers a bound UDP socket with the reactor.
@@ -199,21 +200,16 @@ impl RawSocket {
     }
 }
 
-/// What a wait for a pending connection took off the queue.
-type Accepted = io::Result<(tokio::net::TcpStream, SocketAddr)>;
-
-/// A listening TCP socket.
+/// A listening TCP socket, registered with the reactor for readability (a pending connection).
 #[derive(Debug)]
 pub(crate) struct Listener {
-    inner: tokio::net::TcpListener,
+    inner: AsyncFd<Socket>,
     family: Family,
-    /// A connection taken while waiting for readiness, handed out by the next accept.
-    stash: Mutex<Option<Accepted>>,
 }
 
 impl Options for Listener {
     fn sock(&self) -> SockRef<'_> {
-        SockRef::from(&self.inner)
+        SockRef::from(self.inner.get_ref())
     }
     fn family(&self) -> Family {
         self.family
@@ -221,43 +217,24 @@ impl Options for Listener {
 }
 
 impl Listener {
-    fn stash(&self) -> std::sync::MutexGuard<'_, Option<Accepted>> {
-        self.stash.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Accepts one pending connection without waiting; `Ok(None)` when none is pending.
+    /// Accepts one pending connection without waiting; `Ok(None)` when none is pending. The
+    /// stream is not registered with the reactor until something waits on it.
     pub(crate) fn try_accept(&self) -> io::Result<Option<(Stream, SocketAddr)>> {
-        let taken = match self.stash().take() {
-            Some(accepted) => accepted,
-            None => match self.inner.poll_accept(&mut no_wait()) {
-                Poll::Ready(accepted) => accepted,
-                // The reactor's readiness can lag a fresh listener: ask the kernel directly.
-                Poll::Pending => match self.sock().accept() {
-                    Ok((sock, peer)) => {
-                        sock.set_nonblocking(true)?;
-                        let inner = tokio::net::TcpStream::from_std(sock.into())?;
-                        Ok((inner, ip_addr(peer)?))
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                    Err(e) => Err(e),
-                },
-            },
-        };
-        let (inner, peer) = taken?;
-        let stream = Stream::new(inner, self.family);
-        Ok(Some((stream, peer)))
+        let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        let accept = || self.inner.get_ref().accept4(flags);
+        match nonblocking(|f| self.inner.try_io(Interest::READABLE, |_| f()), accept) {
+            Ok((sock, peer)) => Ok(Some((Stream::new(sock, self.family), ip_addr(peer)?))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Waits until a connection is pending (or accepting failed).
+    /// Waits until a connection is pending (or accepting would fail). Readiness stays set until
+    /// an accept finds the queue empty.
     pub(crate) async fn ready(&self) {
-        if self.stash().is_some() {
-            return;
-        }
         // Outside tokio's cooperative budget, like the streams' readiness: a listener that
         // spent the budget while the guest's streams do not would starve under load.
-        let accepted =
-            tokio::task::unconstrained(std::future::poll_fn(|cx| self.inner.poll_accept(cx))).await;
-        *self.stash() = Some(accepted);
+        let _ = tokio::task::unconstrained(self.inner.readable()).await;
     }
 
     /// Changes the backlog of a listening socket (Linux lets `listen(2)` be called again).
@@ -266,19 +243,47 @@ impl Listener {
     }
 }
 
+/// A stream's fd as the reactor sees it; the [`Stream`] that holds the registration owns the
+/// socket and outlives it.
+#[derive(Debug)]
+struct Fd(RawFd);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// How long a stream that could not be registered with the reactor waits before the guest asks
+/// again (it then polls instead of waiting on readiness).
+const UNREGISTERED_POLL: Duration = Duration::from_millis(5);
+
 /// A TCP stream: connected, or with its connect under way.
+///
+/// It joins the reactor the first time something waits on it, so a connection that the guest
+/// only holds, or reads and writes without waiting, costs no registration.
 #[derive(Debug)]
 pub(crate) struct Stream {
-    inner: tokio::net::TcpStream,
+    /// The registration, once something waited (`None` if registering failed). Declared before
+    /// `sock`: it is dropped, and deregisters, before the socket closes.
+    reactor: OnceLock<Option<Box<AsyncFd<Fd>>>>,
+    sock: Socket,
     family: Family,
-    /// A peek found data (or end of stream) and no read has happened since: readable without
-    /// another syscall, however often the guest asks.
-    confirmed: AtomicBool,
+    /// [`CONFIRMED`], [`READ_SHUT`], [`WRITE_SHUT`].
+    flags: AtomicU8,
 }
+
+/// A peek found data (or end of stream) and no read has happened since: readable without
+/// another syscall, however often the guest asks.
+const CONFIRMED: u8 = 1;
+/// `shutdown` closed the receiving half.
+const READ_SHUT: u8 = 2;
+/// `shutdown` closed the sending half.
+const WRITE_SHUT: u8 = 4;
 
 impl Options for Stream {
     fn sock(&self) -> SockRef<'_> {
-        SockRef::from(&self.inner)
+        SockRef::from(&self.sock)
     }
     fn family(&self) -> Family {
         self.family
@@ -286,49 +291,104 @@ impl Options for Stream {
 }
 
 impl Stream {
-    fn new(inner: tokio::net::TcpStream, family: Family) -> Self {
+    fn new(sock: Socket, family: Family) -> Self {
         Stream {
-            inner,
+            reactor: OnceLock::new(),
+            sock,
             family,
-            confirmed: AtomicBool::new(false),
+            flags: AtomicU8::new(0),
         }
     }
+
+    fn flag(&self, flag: u8) -> bool {
+        self.flags.load(Ordering::Acquire) & flag != 0
+    }
+
+    fn set_flag(&self, flag: u8, on: bool) {
+        if on {
+            self.flags.fetch_or(flag, Ordering::AcqRel);
+        } else {
+            self.flags.fetch_and(!flag, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether `shutdown` closed the receiving half.
+    pub(crate) fn read_shut(&self) -> bool {
+        self.flag(READ_SHUT)
+    }
+
+    /// Whether `shutdown` closed the sending half.
+    pub(crate) fn write_shut(&self) -> bool {
+        self.flag(WRITE_SHUT)
+    }
+
+    /// The registration, made now if there is none yet.
+    fn reactor(&self) -> Option<&AsyncFd<Fd>> {
+        self.reactor
+            .get_or_init(|| {
+                reactor().ok()?;
+                // SAFETY: the fd is `self.sock`'s, which is open until `self` is dropped, and
+                // `self.reactor` (declared first) is dropped before it.
+                match unsafe { AsyncFd::register(Fd(self.sock.as_raw_fd())) } {
+                    Ok(fd) => Some(Box::new(fd)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a TCP stream could not join the reactor; it is polled");
+                        None
+                    }
+                }
+            })
+            .as_deref()
+    }
+
+    /// Runs one non-blocking syscall under the registration's readiness, if there is one.
+    fn io<R>(&self, interest: Interest, mut op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+        match self.reactor.get().and_then(Option::as_deref) {
+            Some(fd) => nonblocking(|f| fd.try_io(interest, |_| f()), op),
+            None => op(),
+        }
+    }
+
     /// `finish-connect`'s check: `Pending` while under way, else whether the connect succeeded.
     pub(crate) fn try_connected(&self) -> Poll<io::Result<()>> {
-        if let Some(e) = self.inner.take_error()? {
+        if let Some(e) = self.sock.take_error()? {
             return Poll::Ready(Err(e));
         }
-        match self.inner.peer_addr() {
+        match self.sock.peer_addr() {
             Ok(_) => Poll::Ready(Ok(())),
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Poll::Pending,
             Err(e) => Poll::Ready(Err(e)),
         }
     }
+    /// Waits until the connect under way has resolved. A connect that already resolved (as on
+    /// loopback, where the handshake completes inside `connect(2)`) needs no registration.
+    pub(crate) async fn connected(&self) {
+        if self.try_connected().is_pending() {
+            self.writable().await;
+        }
+    }
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
+        ip_addr(self.sock.peer_addr()?)
     }
     pub(crate) fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.inner.set_nodelay(on)
+        self.sock.set_tcp_nodelay(on)
     }
     /// Reads up to the buffer's spare capacity without zero-filling it (`WouldBlock` when
     /// nothing is there).
     pub(crate) fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
-        self.confirmed.store(false, Ordering::Release);
+        self.set_flag(CONFIRMED, false);
         let filled = buf.len();
-        let n = nonblocking(
-            |f| self.inner.try_io(Interest::READABLE, f),
-            || SockRef::from(&self.inner).recv(buf.spare_capacity_mut()),
-        )?;
+        let n = self.io(Interest::READABLE, || {
+            self.sock.recv(buf.spare_capacity_mut())
+        })?;
         // SAFETY: recv(2) initialized the first `n` bytes of the spare capacity.
         unsafe { buf.set_len(filled + n) };
         Ok(n)
     }
     /// Writes what fits without waiting (`WouldBlock` when nothing does), without `SIGPIPE`.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        nonblocking(
-            |f| self.inner.try_io(Interest::WRITABLE, f),
-            || SockRef::from(&self.inner).send_with_flags(buf, libc::MSG_NOSIGNAL),
-        )
+        self.io(Interest::WRITABLE, || {
+            self.sock.send_with_flags(buf, libc::MSG_NOSIGNAL)
+        })
     }
     /// Waits until a read would return data, end of stream or an error. Readiness the reactor
     /// already held may have outlived a read that drained the socket, so it is confirmed with a
@@ -336,44 +396,58 @@ impl Stream {
     /// readiness that arrived while waiting is fresh and needs none. A confirmation holds until
     /// the next read.
     pub(crate) async fn readable(&self) {
-        if self.confirmed.load(Ordering::Acquire) {
+        if self.flag(CONFIRMED) {
             return;
         }
+        let Some(fd) = self.reactor() else {
+            return tokio::time::sleep(UNREGISTERED_POLL).await;
+        };
         loop {
-            let held = self.inner.poll_read_ready(&mut no_wait()).is_ready();
-            if self.inner.readable().await.is_err() {
+            let held = fd.poll_read_ready(&mut no_wait()).is_ready();
+            if fd.readable().await.is_err() {
                 return;
             }
             if !held {
-                self.confirmed.store(true, Ordering::Release);
+                self.set_flag(CONFIRMED, true);
                 return;
             }
             let mut byte = [std::mem::MaybeUninit::uninit()];
-            let peek = self.inner.try_io(Interest::READABLE, || {
-                SockRef::from(&self.inner).recv_with_flags(&mut byte, libc::MSG_PEEK)
+            let peek = fd.try_io(Interest::READABLE, |_| {
+                self.sock.recv_with_flags(&mut byte, libc::MSG_PEEK)
             });
             if !matches!(peek, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-                self.confirmed.store(true, Ordering::Release);
+                self.set_flag(CONFIRMED, true);
                 return;
             }
         }
     }
+    /// Waits until a write would take bytes (or fail).
     pub(crate) async fn writable(&self) {
-        let _ = self.inner.writable().await;
+        match self.reactor() {
+            Some(fd) => drop(fd.writable().await),
+            None => tokio::time::sleep(UNREGISTERED_POLL).await,
+        }
     }
+    /// Shuts the given half (or both) down; the halves count as closed even if the kernel
+    /// reports an error.
     pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        match SockRef::from(&self.inner).shutdown(how) {
+        let halves = match how {
+            Shutdown::Read => READ_SHUT,
+            Shutdown::Write => WRITE_SHUT,
+            Shutdown::Both => READ_SHUT | WRITE_SHUT,
+        };
+        self.set_flag(halves, true);
+        match self.sock.shutdown(how) {
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
             other => other,
         }
     }
     /// Makes the close send a reset instead of a FIN (a refused peer).
     pub(crate) fn reset(&self) {
-        let _ = SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
+        let _ = self.sock.set_linger(Some(Duration::ZERO));
     }
 }
 
-/// A bound UDP socket.
 /// Resolves a host name with the system resolver, on tokio's blocking pool.
 pub(crate) async fn resolve(name: String) -> Result<Vec<IpAddr>, ErrorCode> {
     let hints = dns_lookup::AddrInfoHints {

@@ -61,7 +61,9 @@ pub struct TcpSocket {
     ports: PortMap,
     backlog: u32,
     gate: Arc<Gate>,
-    wait: Arc<Mutex<Wait>>,
+    /// Shared with the socket's pollables; made by the first `subscribe`, let go when nothing
+    /// is waited on and no pollable holds it.
+    wait: Option<Arc<Mutex<Wait>>>,
     slot: SocketSlot,
 }
 
@@ -88,13 +90,32 @@ impl TcpSocket {
             ports: PortMap::default(),
             backlog: DEFAULT_BACKLOG,
             gate: gate.clone(),
-            wait: Arc::new(Mutex::new(Wait::Nothing)),
+            wait: None,
             slot,
         }
     }
 
-    fn set_wait(&self, wait: Wait) {
-        *self.wait.lock().unwrap_or_else(|p| p.into_inner()) = wait;
+    /// Tells the socket's pollables what to wait on now.
+    fn set_wait(&mut self, wait: Wait) {
+        let Some(shared) = &self.wait else {
+            return;
+        };
+        if matches!(wait, Wait::Nothing) && Arc::strong_count(shared) == 1 {
+            self.wait = None;
+        } else {
+            *shared.lock().unwrap_or_else(|p| p.into_inner()) = wait;
+        }
+    }
+
+    /// What the socket's pollables wait on in its current state.
+    fn current_wait(&self) -> Wait {
+        match &self.state {
+            State::ConnectInProgress(conn, deadline) => {
+                Wait::Connect(Arc::downgrade(conn), *deadline)
+            }
+            State::Listening(l) => Wait::Accept(Arc::downgrade(l)),
+            _ => Wait::Nothing,
+        }
     }
 
     /// The socket's options, in any state but `closed` (and a failed connect).
@@ -176,7 +197,7 @@ impl TcpSocket {
         match sock.connect(remote) {
             Ok(stream) => {
                 self.slot.meter().set_remote(Some(remote));
-                let conn = Conn::new(stream, &self.gate, self.slot.meter());
+                let conn = Conn::new(stream, self.slot.meter());
                 let deadline = self
                     .gate
                     .acct
@@ -288,7 +309,7 @@ impl TcpSocket {
             slot.meter().set_local(local);
             slot.meter().set_remote(Some(peer));
             let _ = stream.set_nodelay(self.gate.tuning.tcp_nodelay);
-            let conn = Conn::new(stream, &self.gate, slot.meter());
+            let conn = Conn::new(stream, slot.meter());
             let pair = Conn::streams(&conn);
             let mut sock = Self::with_state(&self.gate, self.family, State::Connected(conn), slot);
             sock.network = self.network;
@@ -431,8 +452,13 @@ impl TcpSocket {
     }
 
     /// `subscribe`: a pollable for the socket's whole life, not tied to it in the table.
-    pub(crate) fn readiness(&self) -> TcpReadiness {
-        TcpReadiness(self.wait.clone())
+    pub(crate) fn readiness(&mut self) -> TcpReadiness {
+        let wait = self.current_wait();
+        let shared = self
+            .wait
+            .get_or_insert_with(|| Arc::new(Mutex::new(wait)))
+            .clone();
+        TcpReadiness(shared)
     }
 }
 
@@ -450,9 +476,9 @@ impl Pollable for TcpReadiness {
                 if let Some(conn) = conn.upgrade() {
                     match deadline {
                         Some(d) => {
-                            let _ = tokio::time::timeout_at(d.into(), conn.io().writable()).await;
+                            let _ = tokio::time::timeout_at(d.into(), conn.io().connected()).await;
                         }
-                        None => conn.io().writable().await,
+                        None => conn.io().connected().await,
                     }
                 }
             }
@@ -463,4 +489,15 @@ impl Pollable for TcpReadiness {
             }
         }
     }
+}
+/// What an idle connection keeps host-side besides wasmtime's tables: the socket, its
+/// connection and meter, the output stream (the input stream is one pointer).
+#[cfg(all(test, target_pointer_width = "64"))]
+#[test]
+fn idle_connection_stays_small() {
+    use std::mem::size_of;
+    assert!(size_of::<TcpSocket>() <= 64, "{}", size_of::<TcpSocket>());
+    assert!(size_of::<Conn>() <= 32, "{}", size_of::<Conn>());
+    assert!(size_of::<TcpWriter>() <= 24, "{}", size_of::<TcpWriter>());
+    assert!(size_of::<crate::limits::Meter>() <= 112);
 }

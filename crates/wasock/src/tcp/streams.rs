@@ -5,13 +5,11 @@
 //! sends nothing (no implicit shutdown).
 
 use crate::backend::Stream;
-use crate::gate::Gate;
-use crate::limits::{SocketMeter, Way};
+use crate::limits::{Accounting, SocketMeter, Way};
 use bytes::{Bytes, BytesMut};
 use std::io;
 use std::net::Shutdown;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime_wasi_io::poll::Pollable;
 use wasmtime_wasi_io::streams::{InputStream, OutputStream, StreamError, StreamResult};
@@ -24,21 +22,20 @@ const LINGER: Duration = Duration::from_secs(30);
 /// A connection shared by a socket and its two streams.
 pub(crate) struct Conn {
     pub(super) stream: Stream,
-    read_shut: AtomicBool,
-    write_shut: AtomicBool,
-    gate: Arc<Gate>,
     meter: SocketMeter,
 }
 
 impl Conn {
-    pub(super) fn new(stream: Stream, gate: &Arc<Gate>, meter: &SocketMeter) -> Arc<Self> {
+    pub(super) fn new(stream: Stream, meter: &SocketMeter) -> Arc<Self> {
         Arc::new(Conn {
             stream,
-            read_shut: AtomicBool::new(false),
-            write_shut: AtomicBool::new(false),
-            gate: gate.clone(),
             meter: meter.clone(),
         })
+    }
+
+    /// The instance's accounting (bandwidth caps, the write budget).
+    fn acct(&self) -> &Accounting {
+        self.meter.acct()
     }
 
     pub(super) fn io(&self) -> &Stream {
@@ -46,27 +43,18 @@ impl Conn {
     }
 
     pub(super) fn streams(this: &Arc<Self>) -> (TcpReader, TcpWriter) {
-        let budget = this.gate.acct.limits.write_buffer.max(1);
         (
             TcpReader { conn: this.clone() },
             TcpWriter {
                 conn: this.clone(),
-                pending: Bytes::new(),
                 permit: 0,
-                budget,
-                failed: None,
+                spill: None,
             },
         )
     }
 
     /// `shutdown`: idempotent; marks the matching stream(s) closed.
     pub(super) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        if matches!(how, Shutdown::Read | Shutdown::Both) {
-            self.read_shut.store(true, Ordering::Release);
-        }
-        if matches!(how, Shutdown::Write | Shutdown::Both) {
-            self.write_shut.store(true, Ordering::Release);
-        }
         self.stream.shutdown(how)
     }
 }
@@ -78,13 +66,13 @@ pub(crate) struct TcpReader {
 
 impl InputStream for TcpReader {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
-        if self.conn.read_shut.load(Ordering::Acquire) {
+        if self.conn.stream.read_shut() {
             return Err(StreamError::Closed);
         }
         if size == 0 {
             return Ok(Bytes::new());
         }
-        let acct = &self.conn.gate.acct;
+        let acct = self.conn.acct();
         let want = acct.allowance(Way::In, size.min(MAX_READ));
         if want == 0 {
             return Ok(Bytes::new());
@@ -106,8 +94,8 @@ impl InputStream for TcpReader {
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for TcpReader {
     async fn ready(&mut self) {
-        if !self.conn.read_shut.load(Ordering::Acquire) {
-            self.conn.gate.acct.refill(Way::In).await;
+        if !self.conn.stream.read_shut() {
+            self.conn.acct().refill(Way::In).await;
             self.conn.stream.readable().await;
         }
     }
@@ -117,33 +105,52 @@ impl Pollable for TcpReader {
 /// does not take at once waits host-side (never more than one grant).
 pub(crate) struct TcpWriter {
     conn: Arc<Conn>,
-    /// Accepted from the guest, not yet taken by the kernel.
-    pending: Bytes,
     /// Bytes the last `check-write` granted.
     permit: usize,
-    budget: usize,
+    /// Made the first time the kernel does not take a whole write, so that an idle stream
+    /// stays small.
+    spill: Option<Box<Spill>>,
+}
+
+/// What a [`TcpWriter`] holds back.
+#[derive(Default)]
+struct Spill {
+    /// Accepted from the guest, not yet taken by the kernel.
+    pending: Bytes,
+    /// The error a background send hit, reported by the next call.
     failed: Option<io::Error>,
 }
 
 impl TcpWriter {
+    fn pending(&self) -> &[u8] {
+        self.spill.as_ref().map_or(&[], |s| &s.pending)
+    }
+
+    fn failed(&self) -> bool {
+        self.spill.as_ref().is_some_and(|s| s.failed.is_some())
+    }
+
     /// Hands pending bytes to the kernel as far as it takes them now.
     fn push_pending(&mut self) {
-        while !self.pending.is_empty() && self.failed.is_none() {
-            match self.conn.stream.try_write(&self.pending) {
+        let Some(spill) = self.spill.as_deref_mut() else {
+            return;
+        };
+        while !spill.pending.is_empty() && spill.failed.is_none() {
+            match self.conn.stream.try_write(&spill.pending) {
                 Ok(n) => {
-                    let _ = self.pending.split_to(n);
+                    let _ = spill.pending.split_to(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => self.failed = Some(e),
+                Err(e) => spill.failed = Some(e),
             }
         }
     }
 
     fn check_open(&mut self) -> StreamResult<()> {
-        if let Some(e) = self.failed.take() {
+        if let Some(e) = self.spill.as_mut().and_then(|s| s.failed.take()) {
             return Err(StreamError::LastOperationFailed(e.into()));
         }
-        if self.conn.write_shut.load(Ordering::Acquire) {
+        if self.conn.stream.write_shut() {
             return Err(StreamError::Closed);
         }
         Ok(())
@@ -158,8 +165,8 @@ impl OutputStream for TcpWriter {
         }
         self.permit -= bytes.len();
         self.conn.meter.bytes_out(bytes.len());
-        self.conn.gate.acct.spend(Way::Out, bytes.len());
-        if self.pending.is_empty() {
+        self.conn.acct().spend(Way::Out, bytes.len());
+        if self.pending().is_empty() {
             match self.conn.stream.try_write(&bytes) {
                 Ok(n) => {
                     let _ = bytes.split_to(n);
@@ -167,11 +174,14 @@ impl OutputStream for TcpWriter {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(StreamError::LastOperationFailed(e.into())),
             }
-            self.pending = bytes;
+            if !bytes.is_empty() {
+                self.spill.get_or_insert_default().pending = bytes;
+            }
         } else {
-            let mut joined = BytesMut::from(&self.pending[..]);
+            let spill = self.spill.get_or_insert_default();
+            let mut joined = BytesMut::from(&spill.pending[..]);
             joined.extend_from_slice(&bytes);
-            self.pending = joined.freeze();
+            spill.pending = joined.freeze();
         }
         Ok(())
     }
@@ -185,8 +195,9 @@ impl OutputStream for TcpWriter {
     fn check_write(&mut self) -> StreamResult<usize> {
         self.push_pending();
         self.check_open()?;
-        self.permit = if self.pending.is_empty() {
-            self.conn.gate.acct.allowance(Way::Out, self.budget)
+        self.permit = if self.pending().is_empty() {
+            let acct = self.conn.acct();
+            acct.allowance(Way::Out, acct.limits.write_buffer.max(1))
         } else {
             0
         };
@@ -199,11 +210,11 @@ impl Pollable for TcpWriter {
     async fn ready(&mut self) {
         loop {
             self.push_pending();
-            if self.failed.is_some() {
+            if self.failed() {
                 return;
             }
-            if self.pending.is_empty() {
-                return self.conn.gate.acct.refill(Way::Out).await;
+            if self.pending().is_empty() {
+                return self.conn.acct().refill(Way::Out).await;
             }
             self.conn.stream.writable().await;
         }
@@ -214,14 +225,16 @@ impl Drop for TcpWriter {
     /// Bytes the guest wrote were accepted; deliver them even if the stream is dropped unflushed.
     fn drop(&mut self) {
         self.push_pending();
-        if self.pending.is_empty() || self.failed.is_some() {
+        if self.pending().is_empty() || self.failed() {
             return;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let conn = self.conn.clone();
-        let mut rest = std::mem::take(&mut self.pending);
+        let Some(mut rest) = self.spill.take().map(|s| s.pending) else {
+            return;
+        };
         rt.spawn(async move {
             let _ = tokio::time::timeout(LINGER, async {
                 while !rest.is_empty() {

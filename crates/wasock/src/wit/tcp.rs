@@ -172,7 +172,7 @@ impl HostTcpSocket for WasockCtxView<'_> {
     }
 
     fn subscribe(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<Resource<DynPollable>> {
-        let waiter = self.table.get(&this)?.readiness();
+        let waiter = self.table.get_mut(&this)?.readiness();
         detached_pollable(self.table, waiter)
     }
 
