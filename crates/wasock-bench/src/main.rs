@@ -114,8 +114,9 @@ struct Args {
     /// The `wasock` CLI for the start-up workload [default: target/release/wasock].
     #[arg(long)]
     wasock_cli: Option<PathBuf>,
-    /// The tokio runtime both in-process hosts run on: `current-thread` as in the `wasock`
-    /// CLI, or `multi-thread` (the guest driven from `block_on`, as `wasmtime run` does).
+    /// The tokio runtime of the in-process hosts: `current-thread` for both, as in the `wasock`
+    /// CLI; `multi-thread` for both (the guest driven from `block_on`, as `wasmtime run` does);
+    /// or `cli`, each host on its own CLI's (wasock current-thread, `wasmtime-wasi` multi).
     #[arg(long, value_enum, default_value_t = runner::Flavor::CurrentThread)]
     runtime: runner::Flavor,
     /// Workloads to run (default: all): tcp-send, tcp-recv, tcp-rr, tcp-churn, udp-send,
@@ -386,7 +387,7 @@ fn document(
     md.push_str(&format!(
         "- Guest: `guests/bench` (`bench-guest`, release, opt-level 3), {} KiB as a component; \
          Wasmtime 48 with `wasock::engine_config()` (epoch time slices of 10 ms for both hosts), \
-         a {} tokio runtime for both in-process hosts\n",
+         {}\n",
         wasm_size / 1024,
         runner::flavor().describe()
     ));

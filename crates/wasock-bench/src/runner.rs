@@ -129,15 +129,47 @@ pub(crate) enum Flavor {
     CurrentThread,
     /// Worker threads drive the reactor; the guest runs in `block_on` (`wasmtime run`'s).
     MultiThread,
+    /// Each host on its own CLI's runtime: wasock current-thread, `wasmtime-wasi`
+    /// multi-threaded, as an operator choosing between `wasock run` and `wasmtime run` meets them.
+    Cli,
 }
 
 impl Flavor {
     pub(crate) fn describe(self) -> &'static str {
         match self {
-            Flavor::CurrentThread => "current-thread (as in the `wasock` CLI)",
-            Flavor::MultiThread => "multi-threaded (as in `wasmtime run`)",
+            Flavor::CurrentThread => {
+                "a current-thread tokio runtime (as in the `wasock` CLI) for both in-process hosts"
+            }
+            Flavor::MultiThread => {
+                "a multi-threaded tokio runtime (as in `wasmtime run`) for both in-process hosts"
+            }
+            Flavor::Cli => {
+                "each host on its CLI's tokio runtime: wasock current-thread (as `wasock run`), `wasmtime-wasi` multi-threaded (as `wasmtime run`)"
+            }
         }
     }
+
+    /// Whether `mode` runs on a multi-threaded runtime.
+    fn multi_thread(self, mode: Mode) -> bool {
+        match self {
+            Flavor::CurrentThread => false,
+            Flavor::MultiThread => true,
+            Flavor::Cli => mode == Mode::WasmtimeWasi,
+        }
+    }
+}
+
+/// A tokio runtime of the kind `multi` says.
+fn runtime(multi: bool) -> Result<Arc<tokio::runtime::Runtime>> {
+    if multi {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build()
+    .map(Arc::new)
+    .context("starting a tokio runtime")
 }
 
 static FLAVOR: std::sync::OnceLock<Flavor> = std::sync::OnceLock::new();
@@ -154,7 +186,10 @@ pub(crate) fn flavor() -> Flavor {
 
 /// The compiled guest, both linkers, the async runtime and the native binary.
 pub(crate) struct Runner {
-    rt: tokio::runtime::Runtime,
+    /// The runtime wasock's runs use.
+    rt: Arc<tokio::runtime::Runtime>,
+    /// The runtime `wasmtime-wasi`'s runs use, when it is another kind.
+    wasi_rt: Option<Arc<tokio::runtime::Runtime>>,
     engine: Engine,
     component: Component,
     wasock_linker: Arc<Linker<StoreState>>,
@@ -171,13 +206,13 @@ pub(crate) fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
 impl Runner {
     /// Compiles `wasm` once (outside any timing) and links it both ways.
     pub(crate) fn new(wasm: &Path, native: &Path) -> Result<Runner> {
-        let rt = match flavor() {
-            Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
-            Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
-        }
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+        let flavor = flavor();
+        let multi = flavor.multi_thread(Mode::Wasock);
+        let rt = runtime(multi)?;
+        let wasi_multi = flavor.multi_thread(Mode::WasmtimeWasi);
+        let wasi_rt = (wasi_multi != multi)
+            .then(|| runtime(wasi_multi))
+            .transpose()?;
         let engine = Engine::new(&wasock::engine_config()).map_err(wasm_err)?;
         let component = Component::from_file(&engine, wasm)
             .map_err(wasm_err)
@@ -188,6 +223,7 @@ impl Runner {
         wasmtime_wasi::p2::add_to_linker_async(&mut wasi_linker).map_err(wasm_err)?;
         Ok(Runner {
             rt,
+            wasi_rt,
             engine,
             component,
             wasock_linker: Arc::new(wasock_linker),
@@ -195,6 +231,14 @@ impl Runner {
             native: native.to_owned(),
             wasm: wasm.to_owned(),
         })
+    }
+
+    /// The runtime the runs in `mode` use.
+    fn rt(&self, mode: Mode) -> &Arc<tokio::runtime::Runtime> {
+        match (mode, &self.wasi_rt) {
+            (Mode::WasmtimeWasi, Some(rt)) => rt,
+            _ => &self.rt,
+        }
     }
 
     /// The engine the guest was compiled with.
@@ -254,7 +298,7 @@ impl Runner {
         let t0 = Instant::now();
         let instance = self.prepare(mode, component, args, setup)?;
         let code = self
-            .rt
+            .rt(mode)
             .block_on(async { tokio::time::timeout(RUN_TIMEOUT, instance.run).await })
             .map_err(|_| anyhow!("the guest ran longer than {RUN_TIMEOUT:?}"))??;
         let wall = t0.elapsed();
@@ -281,8 +325,8 @@ impl Runner {
     ) -> Result<Running> {
         let instance = self.prepare(mode, component, args, setup)?;
         Ok(Running {
-            task: self.rt.spawn(instance.run),
-            rt: self.rt.handle().clone(),
+            task: self.rt(mode).spawn(instance.run),
+            rt: self.rt(mode).clone(),
             stdout: instance.stdout,
             stderr: instance.stderr,
             what: format!("guest {args:?} on {}", mode.name()),
@@ -400,10 +444,12 @@ pub(crate) struct Setup {
     pub(crate) wasock_limits: Option<Limits>,
 }
 
-/// An instance running as a task of the runtime ([`Runner::spawn`]).
+/// An instance running as a task of the runtime ([`Runner::spawn`]). Waiting on it drives the
+/// runtime from the waiting thread (`Runtime::block_on`), so that on a current-thread runtime the
+/// instances run on that thread, as in the CLI; a `Handle` would not drive it.
 pub(crate) struct Running {
     task: tokio::task::JoinHandle<Result<i32>>,
-    rt: tokio::runtime::Handle,
+    rt: Arc<tokio::runtime::Runtime>,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
     what: String,
@@ -414,26 +460,28 @@ impl Running {
     /// returns the rest of that line; fails if the guest ends first or after `timeout`.
     pub(crate) fn wait_line(&self, prefix: &str, timeout: Duration) -> Result<String> {
         let t0 = Instant::now();
-        loop {
-            let out = self.stdout.contents();
-            let text = String::from_utf8_lossy(&out);
-            // Only whole lines: the guest may be in the middle of writing one.
-            let mut lines = text.split_inclusive('\n').filter(|l| l.ends_with('\n'));
-            if let Some(rest) = lines.find_map(|l| l.strip_prefix(prefix)) {
-                return Ok(rest.trim().to_owned());
+        self.rt.block_on(async {
+            loop {
+                let out = self.stdout.contents();
+                let text = String::from_utf8_lossy(&out);
+                // Only whole lines: the guest may be in the middle of writing one.
+                let mut lines = text.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+                if let Some(rest) = lines.find_map(|l| l.strip_prefix(prefix)) {
+                    return Ok(rest.trim().to_owned());
+                }
+                if self.task.is_finished() {
+                    bail!(
+                        "{} ended before printing `{prefix}`: {}",
+                        self.what,
+                        String::from_utf8_lossy(&self.stderr.contents()).trim()
+                    );
+                }
+                if t0.elapsed() > timeout {
+                    bail!("{} printed no `{prefix}` within {timeout:?}", self.what);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            if self.task.is_finished() {
-                bail!(
-                    "{} ended before printing `{prefix}`: {}",
-                    self.what,
-                    String::from_utf8_lossy(&self.stderr.contents()).trim()
-                );
-            }
-            if t0.elapsed() > timeout {
-                bail!("{} printed no `{prefix}` within {timeout:?}", self.what);
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        })
     }
 
     /// Waits for the guest to exit (aborting it after `timeout`); fails unless it exits with 0.
