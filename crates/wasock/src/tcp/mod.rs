@@ -490,6 +490,7 @@ impl Pollable for TcpReadiness {
         }
     }
 }
+
 /// What an idle connection keeps host-side besides wasmtime's tables: the socket, its
 /// connection and meter, the output stream (the input stream is one pointer).
 #[cfg(all(test, target_pointer_width = "64"))]

@@ -117,7 +117,7 @@ pub(crate) struct TcpWriter {
 struct Spill {
     /// Accepted from the guest, not yet taken by the kernel.
     pending: Bytes,
-    /// The error a background send hit, reported by the next call.
+    /// The error a later send of `pending` hit, reported by the next call.
     failed: Option<io::Error>,
 }
 
