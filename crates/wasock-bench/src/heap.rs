@@ -88,14 +88,19 @@ pub(crate) fn trim() {
 /// Resident anonymous memory (`RssAnon`) of process `pid` (this process for `None`), in bytes:
 /// heap, stacks, wasm linear memories; not the program's file-backed pages.
 pub(crate) fn rss_anon(pid: Option<u32>) -> Option<u64> {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/status"),
-        None => "/proc/self/status".to_owned(),
-    };
+    status_bytes(pid, "RssAnon")
+}
+
+/// A `kB` line of `/proc/PID/status` (this process for `None`), in bytes.
+pub(crate) fn status_bytes(pid: Option<u32>, key: &str) -> Option<u64> {
+    let path = pid.map_or_else(
+        || "/proc/self/status".to_owned(),
+        |p| format!("/proc/{p}/status"),
+    );
     let status = std::fs::read_to_string(path).ok()?;
     let kib: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))?
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
         .trim()
         .strip_suffix("kB")?
         .trim()

@@ -15,11 +15,11 @@
 //! Server CPU: in process, this process's CPU time over the server's life (`wrk`, a child, is
 //! not in it); natively, the CPU of the children reaped over the server's life minus `wrk`'s.
 
-use crate::cpu;
 use crate::report::{Better, Row, Table};
 use crate::runner::{Mode, Report, RunOutput, Runner};
 use crate::workloads::{Ctx, Sample, Series, alternate, cpu_per_unit, failure_notes, row};
 use crate::wrk;
+use crate::{cpu, heap};
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -592,10 +592,10 @@ fn drive(
     }
     if pid.is_none() {
         // This process's free heap goes back to the system first, so that growth shows.
-        trim_heap();
+        heap::trim();
     }
     reset_peak_rss(pid);
-    let idle = rss(pid, "VmRSS").unwrap_or(0);
+    let idle = heap::status_bytes(pid, "VmRSS").unwrap_or(0);
     let wrk = match load {
         None => None,
         Some((method, connections)) => {
@@ -613,7 +613,7 @@ fn drive(
             })?)
         }
     };
-    let peak = rss(pid, "VmHWM").unwrap_or(0);
+    let peak = heap::status_bytes(pid, "VmHWM").unwrap_or(0);
     Ok(Driven {
         wrk,
         quit_unanswered: false,
@@ -698,12 +698,6 @@ fn raise_nofile() {
     }
 }
 
-/// Returns the heap's free memory to the system, so that a run's growth shows in the RSS.
-fn trim_heap() {
-    // SAFETY: `malloc_trim` has no preconditions.
-    unsafe { libc::malloc_trim(0) };
-}
-
 /// Resets the peak RSS (`VmHWM`) of process `pid` (this one for `None`) to its current RSS
 /// (Linux `clear_refs`, value 5).
 fn reset_peak_rss(pid: Option<u32>) {
@@ -713,24 +707,6 @@ fn reset_peak_rss(pid: Option<u32>) {
     );
     // Failure leaves the old peak, which shows as a larger figure, never a smaller one.
     let _ = std::fs::write(path, "5");
-}
-
-/// A `kB` line of `/proc/PID/status` (this process for `None`), in bytes.
-fn rss(pid: Option<u32>, key: &str) -> Option<u64> {
-    let path = pid.map_or_else(
-        || "/proc/self/status".to_owned(),
-        |p| format!("/proc/{p}/status"),
-    );
-    let status = std::fs::read_to_string(path).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
 }
 
 #[cfg(test)]
