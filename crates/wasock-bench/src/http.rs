@@ -17,7 +17,9 @@
 
 use crate::report::{Better, Row, Table};
 use crate::runner::{Mode, Report, RunOutput, Runner};
-use crate::workloads::{Ctx, Sample, Series, alternate, cpu_per_unit, failure_notes, row};
+use crate::workloads::{
+    Ctx, Sample, Series, alternate, alternate_modes, cpu_per_unit, failure_notes, row,
+};
 use crate::wrk;
 use crate::{cpu, heap};
 use anyhow::{Context, Result, anyhow, bail};
@@ -183,12 +185,15 @@ pub(crate) fn run(ctx: &Ctx<'_>, quick: bool, server: Server) -> Result<Table> {
     for method in [Method::Get, Method::Post] {
         for &connections in connections {
             let label = format!("{} c={connections}", method.label());
-            let mut one = |mode, units| {
+            let one = |mode, units| {
                 let load = (units > 0).then_some((method, connections));
                 one(&http, mode, load)
             };
             let series = match server {
-                Server::Raw => alternate_wasm(ctx, &label, &mut one)?,
+                // No native build of the raw-binding server.
+                Server::Raw => {
+                    alternate_modes(ctx, &label, 1, &[Mode::Wasock, Mode::WasmtimeWasi], one)?
+                }
                 Server::Wstd | Server::Batch => alternate(ctx, &label, 1, one)?,
             };
             notes.extend(failure_notes(&series));
@@ -225,43 +230,6 @@ pub(crate) fn run(ctx: &Ctx<'_>, quick: bool, server: Server) -> Result<Table> {
         notes: [description(server, http.duration, size), notes].concat(),
         rows,
     })
-}
-
-/// [`alternate`] for a server with no native build: wasock and `wasmtime-wasi` only.
-fn alternate_wasm(
-    ctx: &Ctx<'_>,
-    label: &str,
-    one: &mut dyn FnMut(Mode, u64) -> Result<Sample>,
-) -> Result<[Series; 3]> {
-    let mut series: [Series; 3] = Default::default();
-    for rep in 1..=ctx.params.reps {
-        for (i, mode) in [Mode::Wasock, Mode::WasmtimeWasi].into_iter().enumerate() {
-            match one(mode, 0).and_then(|z| Ok((z, one(mode, 1)?))) {
-                Ok((zero, full)) => {
-                    eprintln!(
-                        "  {label} {rep}/{} {:<13} {} requests, CPU {:.3} s (0-unit run {:.3} s)",
-                        ctx.params.reps,
-                        mode.name(),
-                        full.report.units,
-                        full.cpu.as_secs_f64(),
-                        zero.cpu.as_secs_f64(),
-                    );
-                    series[i].zero.push(zero);
-                    series[i].full.push(full);
-                }
-                Err(e) => {
-                    let msg = format!("repetition {rep}: {e:#}");
-                    eprintln!(
-                        "  {label} {rep}/{} {:<13} FAILED: {msg}",
-                        ctx.params.reps,
-                        mode.name()
-                    );
-                    series[i].failures.push(msg);
-                }
-            }
-        }
-    }
-    Ok(series)
 }
 
 fn description(server: Server, duration: Duration, wasm_kib: u64) -> Vec<String> {
