@@ -255,3 +255,124 @@ fn socket_limit_from_the_command_line() {
     let out = wasock(&["run", "--lookup-timeout=-1", wasock_guests::STD_CLI]);
     assert_one_line_error(&out, "--lookup-timeout: expected a number of seconds");
 }
+
+/// A value past what a 64-bit count holds.
+const HUGE: &str = "18446744073709551616";
+
+#[test]
+fn bad_limit_values_are_one_line_errors() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("--connect-timeout", "NaN", "expected a number of seconds"),
+        (
+            "--connect-timeout",
+            "-1",
+            "expected a number of seconds, 0 or more",
+        ),
+        (
+            "--connect-timeout",
+            "-inf",
+            "expected a number of seconds, 0 or more",
+        ),
+        ("--connect-timeout", "0x10", "expected a number of seconds"),
+        ("--connect-timeout", "", "expected a number of seconds"),
+        ("--connect-timeout", "5s", "expected a number of seconds"),
+        ("--lookup-timeout", "nan", "expected a number of seconds"),
+        (
+            "--lookup-timeout",
+            "-0.5",
+            "expected a number of seconds, 0 or more",
+        ),
+        ("--max-sockets", "-1", "must not be negative"),
+        ("--max-sockets", "0x10", "expected a whole number"),
+        ("--max-sockets", "", "expected a whole number"),
+        ("--max-lookups", "-1", "must not be negative"),
+        ("--max-lookups", "1e3", "expected a whole number"),
+        ("--write-buffer", "0", "must be at least 1 byte"),
+        ("--write-buffer", "-1", "must not be negative"),
+        ("--max-backlog", "-1", "must not be negative"),
+        ("--max-backlog", "1.5", "expected a whole number"),
+        ("--bandwidth-in", "0", "must be at least 1 byte per second"),
+        ("--bandwidth-in", "-1", "must not be negative"),
+        ("--bandwidth-out", "0", "must be at least 1 byte per second"),
+        ("--bandwidth-out", "abc", "expected a whole number"),
+    ];
+    for &(flag, value, problem) in cases {
+        // Both spellings: `--flag VALUE` (a leading `-` is taken as the value) and `--flag=VALUE`.
+        let joined = format!("{flag}={value}");
+        for args in [vec![flag, value], vec![joined.as_str()]] {
+            let mut argv = vec!["run"];
+            argv.extend(args);
+            argv.push(wasock_guests::STD_CLI);
+            let out = wasock(&argv);
+            assert_one_line_error(&out, &format!("{flag}: {problem}"));
+            assert_one_line_error(&out, &format!("got {value:?}"));
+        }
+    }
+}
+
+#[test]
+fn huge_limit_values_saturate_and_the_guest_runs() {
+    // raw-tcp connects, listens and streams over loopback under every limit at its largest.
+    let out = wasock(&[
+        "run",
+        "--allow-all-network",
+        "--connect-timeout",
+        "1e19",
+        "--lookup-timeout",
+        "1e400",
+        "--max-sockets",
+        HUGE,
+        "--max-lookups",
+        HUGE,
+        "--write-buffer",
+        HUGE,
+        "--max-backlog",
+        HUGE,
+        "--bandwidth-in",
+        HUGE,
+        "--bandwidth-out",
+        HUGE,
+        wasock_guests::RAW_TCP,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(stdout(&out).contains("checks passed"), "{}", stdout(&out));
+    // std-localhost looks up `localhost` and connects to it: `inf` timeouts are no limit.
+    let out = wasock(&[
+        "run",
+        "--allow-all-network",
+        "--allow-lookup",
+        "--connect-timeout",
+        "inf",
+        "--lookup-timeout",
+        "inf",
+        wasock_guests::STD_LOCALHOST,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+}
+
+#[test]
+fn zero_limits_are_the_guest_s_errors() {
+    // No socket at all: the guest's first bind fails and it exits with its own error; the host
+    // does not panic.
+    let out = wasock(&[
+        "run",
+        "--allow-all-network",
+        "--max-sockets",
+        "0",
+        "--max-lookups",
+        "0",
+        "--lookup-timeout",
+        "0",
+        "--max-backlog",
+        "0",
+        "--stats",
+        wasock_guests::STD_UDP_ECHO,
+    ]);
+    let err = stderr(&out);
+    assert!(
+        !matches!(out.status.code(), Some(0 | 2 | 101) | None),
+        "{err}"
+    );
+    assert!(!err.contains("RUST_BACKTRACE"), "{err}");
+    assert!(err.contains("socket-limit "), "{err}");
+}

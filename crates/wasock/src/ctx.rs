@@ -87,7 +87,8 @@ impl WasockCtxBuilder {
         self
     }
 
-    /// Sets the per-instance limits.
+    /// Sets the per-instance limits; every value is accepted, the extremes saturate (see
+    /// [`Limits`]).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self

@@ -14,29 +14,84 @@ use std::time::{Duration, Instant};
 /// How many sockets [`Counters::busiest`] keeps.
 const BUSIEST: usize = 10;
 
+/// The longest wait the host arms (about 100 years): a longer timeout, `Duration::MAX`
+/// included, waits this long, which is to say forever.
+pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// The largest `check-write` grant, 16 MiB: four times Linux's largest default TCP send
+/// buffer, and a `write` any guest can hold (a guest may write a whole grant at once); a larger
+/// [`Limits::write_buffer`] grants this much.
+pub const MAX_WRITE_BUFFER: usize = 16 * 1024 * 1024;
+
+/// Rule: no operator duration overflows a deadline; anything past [`FOREVER`] is [`FOREVER`].
+pub(crate) fn bounded(d: Duration) -> Duration {
+    d.min(FOREVER)
+}
+
+/// Rule: a deadline `d` after `now` saturates at [`FOREVER`]; `None` (no deadline) only if
+/// even that overflows the clock.
+pub(crate) fn deadline_after(now: Instant, d: Duration) -> Option<Instant> {
+    now.checked_add(bounded(d))
+}
+
+/// Rule: seconds as a host wait never panic: NaN and negatives are no wait, overflow and
+/// infinity are [`FOREVER`].
+fn secs_to_wait(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(secs).map_or(FOREVER, bounded)
+}
+
 /// Per-instance limits: what a guest may hold, and for how long it may wait. Exhaustion is the
 /// guest's error code, never the host's problem. `None` means unlimited.
+///
+/// Every value of every field is accepted and none makes the host panic: durations past
+/// [`FOREVER`] wait that long, `0` and the largest values behave as each field says.
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Open sockets (TCP and UDP, counted from creation); more is `new-socket-limit`.
-    /// Default 1024.
+    /// `Some(0)`: the guest may open none. Default 1024.
     pub max_sockets: Option<usize>,
-    /// Name lookups under way at once; more fail with `temporary-resolver-failure`. Default 16.
+    /// Name lookups under way at once; more fail with `temporary-resolver-failure`. 0: every
+    /// lookup that needs the resolver fails (IP literals, mapped names and the hosts file still
+    /// answer). Default 16.
     pub max_lookups: usize,
-    /// How long a lookup may take before `temporary-resolver-failure`. Default 10 s.
+    /// How long a lookup may take before `temporary-resolver-failure`; zero fails every lookup
+    /// not answered at once. Default 10 s.
     pub lookup_timeout: Duration,
-    /// How long a TCP connect may take before `timeout`. Default 60 s.
+    /// How long a TCP connect may take before `timeout`; `None`: the OS's own. Default 60 s.
     pub connect_timeout: Option<Duration>,
-    /// Bytes one TCP `check-write` grants, and so the most buffered host-side per stream.
-    /// Default 64 KiB.
+    /// Bytes one TCP `check-write` grants, and so the most buffered host-side per stream;
+    /// 0 counts as 1, more than [`MAX_WRITE_BUFFER`] as that. Default 64 KiB.
     pub write_buffer: usize,
-    /// Connections a listener may hold pending (the backlog is clamped to this). Default 1024.
+    /// Connections a listener may hold pending (the backlog is clamped to this, and by the OS
+    /// to its own maximum). Default 1024.
     pub max_backlog: u32,
     /// Bytes per second the instance may receive (TCP bytes and UDP payloads); a token bucket
-    /// holding one second's worth. Default unlimited.
+    /// holding one second's worth. `Some(0)` counts as 1. Default unlimited.
     pub bandwidth_in: Option<u64>,
     /// Bytes per second the instance may send, likewise. Default unlimited.
     pub bandwidth_out: Option<u64>,
+}
+
+impl Limits {
+    /// Rule: the limits as the host applies them, every value in the range its use takes
+    /// (durations at most [`FOREVER`], a write grant of 1 to [`MAX_WRITE_BUFFER`] bytes).
+    pub(crate) fn saturated(self) -> Self {
+        Limits {
+            lookup_timeout: bounded(self.lookup_timeout),
+            connect_timeout: self.connect_timeout.map(bounded),
+            write_buffer: self.write_buffer.clamp(1, MAX_WRITE_BUFFER),
+            ..self
+        }
+    }
+
+    /// Rule: a connect started at `now` times out at `now + connect_timeout`, saturated; `None`
+    /// with no connect timeout.
+    pub(crate) fn connect_deadline(&self, now: Instant) -> Option<Instant> {
+        self.connect_timeout.and_then(|t| deadline_after(now, t))
+    }
 }
 
 impl Default for Limits {
@@ -137,8 +192,8 @@ impl SocketStats {
     /// Bytes both ways, then datagrams both ways: how [`Counters::busiest`] ranks sockets.
     fn traffic(&self) -> (u64, u64) {
         (
-            self.bytes_in + self.bytes_out,
-            self.datagrams_in + self.datagrams_out,
+            self.bytes_in.saturating_add(self.bytes_out),
+            self.datagrams_in.saturating_add(self.datagrams_out),
         )
     }
 }
@@ -289,10 +344,10 @@ struct Totals {
 
 impl Totals {
     fn add(&mut self, s: &SocketStats) {
-        self.bytes_in += s.bytes_in;
-        self.bytes_out += s.bytes_out;
-        self.datagrams_in += s.datagrams_in;
-        self.datagrams_out += s.datagrams_out;
+        self.bytes_in = self.bytes_in.saturating_add(s.bytes_in);
+        self.bytes_out = self.bytes_out.saturating_add(s.bytes_out);
+        self.datagrams_in = self.datagrams_in.saturating_add(s.datagrams_in);
+        self.datagrams_out = self.datagrams_out.saturating_add(s.datagrams_out);
     }
 }
 
@@ -326,6 +381,7 @@ pub(crate) struct Accounting {
 
 impl Accounting {
     pub(crate) fn new(limits: Limits) -> Self {
+        let limits = limits.saturated();
         Accounting {
             inbound: limits.bandwidth_in.map(Bucket::new),
             outbound: limits.bandwidth_out.map(Bucket::new),
@@ -464,7 +520,7 @@ impl Accounting {
     pub(crate) async fn refill(&self, way: Way) {
         let wait = self.bucket(way).map_or(Duration::ZERO, Bucket::wait);
         if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(bounded(wait)).await;
         }
     }
 
@@ -584,7 +640,7 @@ impl Bucket {
         if tokens >= 1.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64((1.0 - tokens) / self.rate)
+            secs_to_wait((1.0 - tokens) / self.rate)
         }
     }
 }
@@ -744,6 +800,170 @@ mod tests {
         let refilled = b.available(5000);
         assert!((15..=1000).contains(&refilled), "{refilled}");
         assert_eq!(Accounting::default().allowance(Way::In, 7), 7);
+    }
+
+    /// Every field at its largest value.
+    fn largest() -> Limits {
+        Limits {
+            max_sockets: Some(usize::MAX),
+            max_lookups: usize::MAX,
+            lookup_timeout: Duration::MAX,
+            connect_timeout: Some(Duration::MAX),
+            write_buffer: usize::MAX,
+            max_backlog: u32::MAX,
+            bandwidth_in: Some(u64::MAX),
+            bandwidth_out: Some(u64::MAX),
+        }
+    }
+
+    #[test]
+    fn deadlines_saturate_at_forever() {
+        let now = Instant::now();
+        assert_eq!(deadline_after(now, Duration::ZERO), Some(now));
+        let second = Duration::from_secs(1);
+        assert_eq!(deadline_after(now, second), Some(now + second));
+        for huge in [
+            FOREVER,
+            FOREVER + Duration::from_nanos(1),
+            Duration::from_secs(u64::MAX),
+            Duration::MAX,
+        ] {
+            assert_eq!(deadline_after(now, huge), Some(now + FOREVER), "{huge:?}");
+            assert_eq!(bounded(huge), FOREVER);
+        }
+        assert_eq!(bounded(second), second);
+        let never = Limits {
+            connect_timeout: None,
+            ..Limits::default()
+        };
+        assert_eq!(never.connect_deadline(now), None);
+        assert_eq!(largest().connect_deadline(now), Some(now + FOREVER));
+    }
+
+    #[test]
+    fn waits_from_seconds_never_panic() {
+        assert_eq!(secs_to_wait(0.5), Duration::from_millis(500));
+        for none in [f64::NAN, -f64::NAN, -1.0, f64::NEG_INFINITY, 0.0, -0.0] {
+            assert_eq!(secs_to_wait(none), Duration::ZERO, "{none}");
+        }
+        for huge in [
+            f64::INFINITY,
+            1e19,
+            1e300,
+            f64::MAX,
+            FOREVER.as_secs_f64() * 2.0,
+        ] {
+            assert_eq!(secs_to_wait(huge), FOREVER, "{huge}");
+        }
+    }
+
+    #[test]
+    fn the_largest_limits_saturate() {
+        let acct = Arc::new(Accounting::new(largest()));
+        let l = &acct.limits;
+        assert_eq!(l.lookup_timeout, FOREVER);
+        assert_eq!(l.connect_timeout, Some(FOREVER));
+        assert_eq!(l.write_buffer, MAX_WRITE_BUFFER);
+        assert_eq!(
+            (l.max_sockets, l.max_lookups),
+            (Some(usize::MAX), usize::MAX)
+        );
+        assert_eq!(l.max_backlog, u32::MAX);
+        let _socket = acct.open_socket(Protocol::Tcp).unwrap();
+        assert!(!acct.at_socket_limit());
+        let _lookup = acct.start_lookup().unwrap();
+        // A u64::MAX rate grants anything and never waits long.
+        for way in [Way::In, Way::Out] {
+            assert_eq!(acct.allowance(way, usize::MAX), usize::MAX);
+            acct.spend(way, usize::MAX);
+            acct.spend(way, usize::MAX);
+            let wait = acct.bucket(way).unwrap().wait();
+            assert!(wait <= Duration::from_secs(2), "{wait:?}");
+        }
+    }
+
+    #[test]
+    fn zero_limits_refuse_without_panicking() {
+        let acct = Arc::new(Accounting::new(Limits {
+            max_sockets: Some(0),
+            max_lookups: 0,
+            lookup_timeout: Duration::ZERO,
+            connect_timeout: Some(Duration::ZERO),
+            write_buffer: 0,
+            max_backlog: 0,
+            bandwidth_in: Some(0),
+            bandwidth_out: Some(0),
+        }));
+        assert_eq!(
+            acct.open_socket(Protocol::Udp).unwrap_err(),
+            ErrorCode::NewSocketLimit
+        );
+        assert!(acct.at_socket_limit());
+        assert!(acct.start_lookup().is_none());
+        let l = &acct.limits;
+        assert_eq!((l.write_buffer, l.max_backlog), (1, 0));
+        let now = Instant::now();
+        assert_eq!(l.connect_deadline(now), Some(now));
+        // A rate of 0 counts as 1 byte per second.
+        assert_eq!(acct.allowance(Way::In, 10), 1);
+        assert_eq!(acct.allowance(Way::Out, usize::MAX), 1);
+    }
+
+    #[test]
+    fn a_bucket_far_in_debt_waits_forever_at_most() {
+        let b = Bucket::new(1);
+        b.spend(usize::MAX);
+        b.spend(usize::MAX);
+        assert_eq!(b.available(usize::MAX), 0);
+        assert_eq!(b.wait(), FOREVER);
+    }
+
+    #[test]
+    fn counters_saturate() {
+        let mut totals = Totals::default();
+        let mut big = SocketStats {
+            id: 1,
+            protocol: Protocol::Tcp,
+            local: None,
+            remote: None,
+            bytes_in: u64::MAX,
+            bytes_out: u64::MAX,
+            datagrams_in: u64::MAX,
+            datagrams_out: 1,
+            open: false,
+        };
+        totals.add(&big);
+        totals.add(&big);
+        assert_eq!(totals.bytes_in, u64::MAX);
+        assert_eq!(big.traffic(), (u64::MAX, u64::MAX));
+        big.open = true;
+        let mut list = Vec::new();
+        rank(&mut list, big);
+        assert_eq!(list.len(), 1);
+    }
+
+    /// The saturated waits arm tokio's timers (whose own `Instant + Duration` would panic near
+    /// the clock's end).
+    #[tokio::test]
+    async fn saturated_waits_arm_tokio_timers() {
+        let short = Duration::from_millis(20);
+        let far = deadline_after(Instant::now(), Duration::MAX).unwrap();
+        let inner = tokio::time::timeout_at(far.into(), std::future::pending::<()>());
+        assert!(tokio::time::timeout(short, inner).await.is_err());
+        let inner = tokio::time::timeout(bounded(Duration::MAX), std::future::pending::<()>());
+        assert!(tokio::time::timeout(short, inner).await.is_err());
+        let sleep = tokio::time::sleep(bounded(Duration::MAX));
+        assert!(tokio::time::timeout(short, sleep).await.is_err());
+        let acct = Accounting::new(Limits {
+            bandwidth_out: Some(1),
+            ..Limits::default()
+        });
+        acct.spend(Way::Out, usize::MAX);
+        assert!(
+            tokio::time::timeout(short, acct.refill(Way::Out))
+                .await
+                .is_err()
+        );
     }
 
     #[test]

@@ -70,7 +70,7 @@ impl ResolveAddressStream {
         let gate = gate.clone();
         rt.spawn(async move {
             let _slot = slot;
-            let timeout = gate.acct.limits.lookup_timeout;
+            let timeout = crate::limits::bounded(gate.acct.limits.lookup_timeout);
             let lookup = crate::backend::resolve(name.clone());
             let outcome = match tokio::time::timeout(timeout, lookup).await {
                 Ok(Ok(addrs)) => match ordered(addrs) {
