@@ -120,18 +120,36 @@ fn is_unicast(ip: &IpAddr) -> bool {
     }
 }
 
-/// `start-bind` argument rules: right family, unicast, not IPv4-mapped.
-pub(crate) fn check_local(family: Family, addr: IpSocketAddress) -> Result<SocketAddr, ErrorCode> {
+/// Which socket kind an address is for: TCP's rules add "not a unicast address".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Tcp,
+    Udp,
+}
+
+/// `start-bind` argument rules: the socket's family, not IPv4-mapped; for TCP also unicast
+/// ("`local-address` is not a unicast address", which UDP's `start-bind` does not list).
+pub(crate) fn check_local(
+    kind: Kind,
+    family: Family,
+    addr: IpSocketAddress,
+) -> Result<SocketAddr, ErrorCode> {
     let addr = to_std(addr);
-    if Family::of(&addr) != family || !is_unicast(&addr.ip()) || is_ipv4_mapped(&addr.ip()) {
+    let unicast_ok = kind == Kind::Udp || is_unicast(&addr.ip());
+    if Family::of(&addr) != family || !unicast_ok || is_ipv4_mapped(&addr.ip()) {
         return Err(ErrorCode::InvalidArgument);
     }
     Ok(addr)
 }
 
-/// `start-connect`, UDP `stream` and `send` rules: as [`check_local`], plus not unspecified and not port 0.
-pub(crate) fn check_remote(family: Family, addr: IpSocketAddress) -> Result<SocketAddr, ErrorCode> {
-    let addr = check_local(family, addr)?;
+/// `start-connect`, UDP `stream` and `send` rules: as [`check_local`], plus not unspecified
+/// and not port 0.
+pub(crate) fn check_remote(
+    kind: Kind,
+    family: Family,
+    addr: IpSocketAddress,
+) -> Result<SocketAddr, ErrorCode> {
+    let addr = check_local(kind, family, addr)?;
     if addr.ip().is_unspecified() || addr.port() == 0 {
         return Err(ErrorCode::InvalidArgument);
     }
@@ -156,40 +174,53 @@ mod tests {
 
     #[test]
     fn local_rules() {
-        assert!(check_local(Family::Ipv4, v4("0.0.0.0:0")).is_ok());
-        assert!(check_local(Family::Ipv4, v4("127.0.0.1:0")).is_ok());
-        for bad in ["224.0.0.1:0", "255.255.255.255:0"] {
+        use Kind::{Tcp, Udp};
+        for kind in [Tcp, Udp] {
+            assert!(check_local(kind, Family::Ipv4, v4("0.0.0.0:0")).is_ok());
+            assert!(check_local(kind, Family::Ipv4, v4("127.0.0.1:0")).is_ok());
+            assert!(check_local(kind, Family::Ipv6, v4("[::]:0")).is_ok());
+            for (family, bad) in [
+                (Family::Ipv6, "127.0.0.1:0"),
+                (Family::Ipv4, "[::1]:0"),
+                (Family::Ipv6, "[::ffff:127.0.0.1]:0"),
+            ] {
+                assert_eq!(
+                    check_local(kind, family, v4(bad)),
+                    Err(ErrorCode::InvalidArgument)
+                );
+            }
+        }
+        // Only TCP's start-bind lists "not a unicast address".
+        for (family, group) in [
+            (Family::Ipv4, "224.0.0.1:0"),
+            (Family::Ipv4, "255.255.255.255:0"),
+            (Family::Ipv6, "[ff02::1]:0"),
+        ] {
             assert_eq!(
-                check_local(Family::Ipv4, v4(bad)),
+                check_local(Tcp, family, v4(group)),
                 Err(ErrorCode::InvalidArgument)
             );
+            assert!(check_local(Udp, family, v4(group)).is_ok());
         }
-        assert_eq!(
-            check_local(Family::Ipv6, v4("127.0.0.1:0")),
-            Err(ErrorCode::InvalidArgument)
-        );
-        for bad in ["[::ffff:127.0.0.1]:0", "[ff02::1]:0"] {
-            assert_eq!(
-                check_local(Family::Ipv6, v4(bad)),
-                Err(ErrorCode::InvalidArgument)
-            );
-        }
-        assert!(check_local(Family::Ipv6, v4("[::]:0")).is_ok());
     }
 
     #[test]
     fn remote_rules() {
-        assert!(check_remote(Family::Ipv4, v4("127.0.0.1:1")).is_ok());
-        for bad in ["0.0.0.0:80", "127.0.0.1:0"] {
+        for kind in [Kind::Tcp, Kind::Udp] {
+            assert!(check_remote(kind, Family::Ipv4, v4("127.0.0.1:1")).is_ok());
+            for bad in ["0.0.0.0:80", "127.0.0.1:0"] {
+                assert_eq!(
+                    check_remote(kind, Family::Ipv4, v4(bad)),
+                    Err(ErrorCode::InvalidArgument)
+                );
+            }
             assert_eq!(
-                check_remote(Family::Ipv4, v4(bad)),
+                check_remote(kind, Family::Ipv6, v4("[::]:80")),
                 Err(ErrorCode::InvalidArgument)
             );
         }
-        assert_eq!(
-            check_remote(Family::Ipv6, v4("[::]:80")),
-            Err(ErrorCode::InvalidArgument)
-        );
+        assert!(check_remote(Kind::Udp, Family::Ipv4, v4("224.0.0.1:5")).is_ok());
+        assert!(check_remote(Kind::Tcp, Family::Ipv4, v4("224.0.0.1:5")).is_err());
     }
 
     #[test]

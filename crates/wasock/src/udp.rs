@@ -3,9 +3,11 @@
 //! `stream` may be called again to change the association; only the newest pair of datagram
 //! streams works, older ones report `invalid-state` (wasock never traps for a live old pair).
 //!
-//! The peer association is kept host-side (sends go to it, receives are filtered by it) rather
-//! than with `connect(2)`: Linux's `connect(AF_UNSPEC)` would release a port bound as port 0,
-//! and the WIT keeps a socket bound to its address for life.
+//! `stream(some(peer))` is a real `connect(2)`, as the WIT's POSIX equivalent says: the local
+//! address narrows to the route's source, and the kernel reports the peer's ICMP errors as
+//! `connection-refused`. Linux's `connect(AF_UNSPEC)` releases a port the socket was given as
+//! port 0; the socket takes it back at once, so it keeps its port for life (see
+//! [`Datagram::disconnect`]).
 
 use crate::addr::{self, Family};
 use crate::backend::{Datagram, Options, RawSocket};
@@ -19,8 +21,8 @@ use crate::options;
 use crate::policy::{Action, Protocol};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use wasmtime_wasi_io::poll::Pollable;
 
 /// Largest UDP payload over IPv6 (65535 − 8-byte header); larger is `datagram-too-large`.
@@ -41,8 +43,10 @@ struct Shared {
     sock: Datagram,
     /// Bumped by every `stream` call; a stream pair works only while it holds the newest value.
     generation: AtomicU64,
-    /// The bound address as the guest sees it (fixed for the socket's life).
+    /// The bound address as the guest sees it (what inbound rules match; fixed for life).
     local: SocketAddr,
+    /// An error a receive met after it had datagrams to return: the next receive reports it.
+    deferred: Mutex<Option<ErrorCode>>,
     gate: Arc<Gate>,
     meter: SocketMeter,
 }
@@ -59,6 +63,10 @@ pub struct UdpSocket {
     state: State,
     remote: Option<SocketAddr>,
     ports: PortMap,
+    /// The host address as bound, port included.
+    bound: Option<SocketAddr>,
+    /// The kernel holds the port even across a disconnect (it was bound explicitly).
+    port_pinned: bool,
     gate: Arc<Gate>,
     slot: SocketSlot,
 }
@@ -77,6 +85,8 @@ impl UdpSocket {
             state: State::Unbound(sock),
             remote: None,
             ports: PortMap::default(),
+            bound: None,
+            port_pinned: false,
             gate: gate.clone(),
             slot,
         })
@@ -90,25 +100,31 @@ impl UdpSocket {
         }
     }
 
-    /// `start-bind`: valid in `unbound`; argument rules, then policy, then `bind(2)`.
-    /// The network is not recorded: UDP has no call that must match it.
+    /// `start-bind`: valid in `unbound` (`concurrency-conflict` while a bind is under way);
+    /// argument rules, then policy, then `bind(2)`. The network is not recorded: UDP has no call that must match it.
     pub(crate) fn start_bind(
         &mut self,
         _net: NetworkId,
         local: IpSocketAddress,
     ) -> SocketResult<()> {
+        if matches!(self.state, State::BindInProgress(_)) {
+            return Err(ErrorCode::ConcurrencyConflict.into());
+        }
         let State::Unbound(sock) = &self.state else {
             return Err(ErrorCode::InvalidState.into());
         };
-        let local = addr::check_local(self.family, local)?;
+        let local = addr::check_local(addr::Kind::Udp, self.family, local)?;
         self.gate.check(Action::Bind {
             proto: Protocol::Udp,
             local,
         })?;
         let ports = self.gate.port_map(Protocol::Udp, local);
-        sock.bind(ports.to_host(local))?;
+        let host = ports.to_host(local);
+        sock.bind(host)?;
         self.ports = ports;
+        self.port_pinned = host.port() != 0;
         if let Ok(bound) = sock.local_addr() {
+            self.bound = Some(bound);
             self.slot.meter().set_local(ports.to_guest(bound));
         }
         let State::Unbound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
@@ -128,6 +144,7 @@ impl UdpSocket {
                     sock,
                     generation: AtomicU64::new(0),
                     local,
+                    deferred: Mutex::new(None),
                     gate: self.gate.clone(),
                     meter: self.slot.meter().clone(),
                 };
@@ -141,7 +158,8 @@ impl UdpSocket {
         }
     }
 
-    /// `stream`: bound only; sets or clears the peer and returns the only working stream pair.
+    /// `stream`: bound only; disconnects if connected, connects to the peer if one is given
+    /// (the WIT's POSIX equivalent), and returns the only working stream pair.
     pub(crate) fn stream(
         &mut self,
         remote: Option<IpSocketAddress>,
@@ -149,9 +167,10 @@ impl UdpSocket {
         let State::Bound(shared) = &self.state else {
             return Err(ErrorCode::InvalidState.into());
         };
+        let shared = shared.clone();
         let remote = match remote {
             Some(r) => {
-                let r = addr::check_remote(self.family, r)?;
+                let r = addr::check_remote(addr::Kind::Udp, self.family, r)?;
                 self.gate.check(Action::Connect {
                     proto: Protocol::Udp,
                     remote: r,
@@ -160,9 +179,23 @@ impl UdpSocket {
             }
             None => None,
         };
-        self.remote = remote;
-        self.slot.meter().set_remote(remote);
-        let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        // From here on the older stream pair is stale, whatever the outcome.
+        shared.generation.fetch_add(1, Ordering::AcqRel);
+        if self.remote.take().is_some() {
+            self.slot.meter().set_remote(None);
+            let rebind = self.bound.filter(|_| !self.port_pinned);
+            shared.sock.disconnect(rebind)?;
+            self.port_pinned = true;
+        }
+        if let Some(r) = remote {
+            shared.sock.connect(r)?;
+            self.remote = remote;
+            self.slot.meter().set_remote(remote);
+        }
+        if let Ok(local) = shared.sock.local_addr() {
+            self.slot.meter().set_local(self.ports.to_guest(local));
+        }
+        let generation = shared.generation.load(Ordering::Acquire);
         let incoming = IncomingDatagramStream {
             shared: shared.clone(),
             generation,
@@ -179,10 +212,10 @@ impl UdpSocket {
         Ok((incoming, outgoing))
     }
 
-    /// `local-address`: `bound` only.
+    /// `local-address`: `bound` only; narrowed to the route's source while streaming to a peer.
     pub(crate) fn local_address(&self) -> SocketResult<IpSocketAddress> {
         match &self.state {
-            State::Bound(b) => Ok(addr::from_std(b.local)),
+            State::Bound(b) => Ok(addr::from_std(self.ports.to_guest(b.sock.local_addr()?))),
             _ => Err(ErrorCode::InvalidState.into()),
         }
     }
@@ -231,6 +264,10 @@ impl UdpSocket {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Pollable of a `udp-socket`: nothing to wait for, ready at once.
 pub(crate) struct UdpReadiness;
 
@@ -252,6 +289,9 @@ impl IncomingDatagramStream {
     pub(crate) fn receive(&mut self, max: u64) -> SocketResult<Vec<IncomingDatagram>> {
         if !self.shared.is_current(self.generation) {
             return Err(ErrorCode::InvalidState.into());
+        }
+        if let Some(code) = lock(&self.shared.deferred).take() {
+            return Err(code.into());
         }
         let want = max.min(MAX_RECEIVE_BATCH) as usize;
         let mut out = Vec::new();
@@ -293,7 +333,10 @@ impl IncomingDatagramStream {
                 Ok(n) => budget -= n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if out.is_empty() => return Err(from_io(&e).into()),
-                Err(_) => break,
+                Err(e) => {
+                    *lock(&shared.deferred) = Some(from_io(&e));
+                    break;
+                }
             }
         }
         shared.meter.datagrams_in(out.len(), bytes);
@@ -407,7 +450,7 @@ impl OutgoingDatagramStream {
             (Some(r), None) => r,
             (Some(r), Some(a)) if addr::to_std(a) == r => r,
             (Some(_), Some(_)) | (None, None) => return Err(ErrorCode::InvalidArgument),
-            (None, Some(a)) => addr::check_remote(self.family, a)?,
+            (None, Some(a)) => addr::check_remote(addr::Kind::Udp, self.family, a)?,
         };
         if d.data.len() > MAX_DATAGRAM {
             return Err(ErrorCode::DatagramTooLarge);
@@ -446,7 +489,7 @@ impl Pollable for DatagramReadiness {
         if self.send {
             acct.refill(Way::Out).await;
             self.shared.sock.writable().await
-        } else {
+        } else if lock(&self.shared.deferred).is_none() {
             acct.refill(Way::In).await;
             self.shared.sock.readable().await
         }

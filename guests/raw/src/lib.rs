@@ -233,15 +233,17 @@ pub fn local_addr_tcp(check: &str, sock: &TcpSocket) -> IpSocketAddress {
     }
 }
 
-/// Both ends of one loopback TCP connection, plus the listener that produced it.
+/// Both ends of one loopback TCP connection, plus the listener that produced it. Fields
+/// drop in this order: each side's streams before its socket, the listener last (a host
+/// may trap for a socket dropped before its streams, though wasock does not).
 pub struct TcpPair {
-    pub listener: TcpSocket,
-    pub client: TcpSocket,
     pub client_in: InputStream,
     pub client_out: OutputStream,
-    pub server: TcpSocket,
+    pub client: TcpSocket,
     pub server_in: InputStream,
     pub server_out: OutputStream,
+    pub server: TcpSocket,
+    pub listener: TcpSocket,
 }
 
 /// Sets up a connected loopback pair of `family`; fails `check` on any error.

@@ -1,13 +1,14 @@
 //! UDP sockets, batched through quinn-udp: runs of equal-size datagrams to one peer leave in one
 //! `sendmsg` with GSO where the kernel has it, and receives take up to a batch per `recvmmsg`.
 
-use super::os::{Options, no_wait, nonblocking};
+use super::os::{Options, no_wait, nonblocking, set_int};
 use crate::addr::Family;
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 use socket2::SockRef;
 use std::cell::RefCell;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::task::Poll;
 use tokio::io::Interest;
 
@@ -17,6 +18,9 @@ const SLOT: usize = 1 << 16;
 const RECV_BATCH: usize = quinn_udp::BATCH_SIZE;
 /// Most payload bytes one GSO `sendmsg` carries (under the 64 KiB an IP packet can hold).
 const MAX_GSO_BYTES: usize = 60 * 1024;
+
+/// What a receive waits for and, finding nothing, clears: a datagram or a pending error.
+const RECV_INTEREST: Interest = Interest::READABLE.add(Interest::ERROR);
 
 thread_local! {
     /// Receive slots, shared by every socket this thread serves (calls are synchronous).
@@ -42,61 +46,42 @@ impl Options for Datagram {
     }
 }
 
-/// `setsockopt` of one `int` option.
-fn set_int(sock: &std::net::UdpSocket, level: i32, name: i32, value: i32) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid fd and a pointer to an `int` of the length given.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            level,
-            name,
-            (&value as *const i32).cast(),
-            size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 impl Datagram {
     /// Wraps a bound socket. quinn-udp's set-up asks for QUIC's options; the ones that change
     /// what a plain UDP program sees are put back: fragmentation as the OS does it (no
     /// don't-fragment), no receive timestamps, and no GRO (one datagram per receive slot).
     pub(super) fn new(sock: std::net::UdpSocket, family: Family) -> io::Result<Self> {
         let state = UdpSocketState::new(UdpSockRef::from(&sock))?;
+        let fd = sock.as_raw_fd();
         match family {
             Family::Ipv4 => set_int(
-                &sock,
+                fd,
                 libc::IPPROTO_IP,
                 libc::IP_MTU_DISCOVER,
                 libc::IP_PMTUDISC_WANT,
             )?,
             Family::Ipv6 => {
                 set_int(
-                    &sock,
+                    fd,
                     libc::IPPROTO_IPV6,
                     libc::IPV6_MTU_DISCOVER,
                     libc::IPV6_PMTUDISC_WANT,
                 )?;
-                set_int(&sock, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0)?;
+                set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0)?;
             }
         }
         // Control messages WASI has no field for would cost kernel work on every datagram.
-        let _ = set_int(&sock, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 0);
-        let _ = set_int(&sock, libc::SOL_UDP, libc::UDP_GRO, 0);
+        let _ = set_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 0);
+        let _ = set_int(fd, libc::SOL_UDP, libc::UDP_GRO, 0);
         let _ = match family {
-            Family::Ipv4 => set_int(&sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 0).and(set_int(
-                &sock,
+            Family::Ipv4 => set_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 0).and(set_int(
+                fd,
                 libc::IPPROTO_IP,
                 libc::IP_RECVTOS,
                 0,
             )),
-            Family::Ipv6 => set_int(&sock, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 0)
-                .and(set_int(&sock, libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, 0)),
+            Family::Ipv6 => set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 0)
+                .and(set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, 0)),
         };
         let sock = tokio::net::UdpSocket::from_std(sock)?;
         Ok(Datagram {
@@ -123,7 +108,7 @@ impl Datagram {
                 std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
             let mut meta = [RecvMeta::default(); RECV_BATCH];
             let n = nonblocking(
-                |f| self.sock.try_io(Interest::READABLE, f),
+                |f| self.sock.try_io(RECV_INTEREST, f),
                 || {
                     let sock = UdpSockRef::from(&self.sock);
                     self.state
@@ -212,13 +197,45 @@ impl Datagram {
         )
     }
 
+    /// `connect(2)`: the kernel then takes datagrams only from `to`, reports its ICMP errors
+    /// (`connection-refused`) on the next call, and narrows the local address to the route's.
+    pub(crate) fn connect(&self, to: SocketAddr) -> io::Result<()> {
+        SockRef::from(&self.sock).connect(&to.into())
+    }
+
+    /// `connect(AF_UNSPEC)`: dissolves the association. Linux then releases a port that was
+    /// not bound explicitly; `rebind` (the address as bound, with its port) takes it straight
+    /// back, explicitly this time, so that it survives every later disconnect.
+    pub(crate) fn disconnect(&self, rebind: Option<SocketAddr>) -> io::Result<()> {
+        // SAFETY: all-zero is a valid `sockaddr`.
+        let mut unspec: libc::sockaddr = unsafe { std::mem::zeroed() };
+        unspec.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+        // SAFETY: a valid fd and a `sockaddr` of the length given.
+        let rc = unsafe {
+            libc::connect(
+                self.sock.as_raw_fd(),
+                &unspec,
+                size_of::<libc::sockaddr>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        match rebind {
+            Some(addr) => SockRef::from(&self.sock).bind(&addr.into()),
+            None => Ok(()),
+        }
+    }
+
     /// Whether the socket is writable now (after a full buffer: whether it drained).
     pub(crate) fn send_ready(&self) -> bool {
         matches!(self.sock.poll_send_ready(&mut no_wait()), Poll::Ready(_))
     }
 
+    /// Waits until a receive would return a datagram or an error (a connected socket's
+    /// ICMP error is reported by the next receive).
     pub(crate) async fn readable(&self) {
-        let _ = self.sock.readable().await;
+        let _ = self.sock.ready(RECV_INTEREST).await;
     }
 
     pub(crate) async fn writable(&self) {

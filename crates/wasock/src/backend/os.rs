@@ -6,7 +6,7 @@
 use super::datagram::Datagram;
 use crate::addr::Family;
 use crate::bindings::network::ErrorCode;
-use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
+use socket2::{Domain, SockRef, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
@@ -51,6 +51,40 @@ pub(super) fn nonblocking<R>(
     }
 }
 
+/// `setsockopt` of one `int` option.
+pub(super) fn set_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: a pointer to an `int` of the length given; a bad fd is an error, not UB.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const i32).cast(),
+            size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whole seconds as a socket option's `int`.
+fn secs_int(d: Duration) -> i32 {
+    d.as_secs().min(i32::MAX as u64) as i32
+}
+
+/// Linux reports `SO_RCVBUF`/`SO_SNDBUF` as twice what was set (the doubling covers its
+/// bookkeeping); the guest reads back what it set, or the clamp the kernel applied.
+fn buffer_as_set(reported: usize) -> usize {
+    if cfg!(target_os = "linux") {
+        reported / 2
+    } else {
+        reported
+    }
+}
+
 /// Maps a socket2 address of an IP socket to a std one.
 fn ip_addr(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
     addr.as_socket()
@@ -71,23 +105,26 @@ pub(crate) trait Options {
     fn keepalive_idle(&self) -> io::Result<Duration> {
         self.sock().tcp_keepalive_time()
     }
+    /// Sets `TCP_KEEPIDLE` alone: keep-alive stays as enabled or disabled as it was.
     fn set_keepalive_idle(&self, d: Duration) -> io::Result<()> {
-        self.sock()
-            .set_tcp_keepalive(&TcpKeepalive::new().with_time(d))
+        self.set_tcp_int(libc::TCP_KEEPIDLE, secs_int(d))
     }
     fn keepalive_interval(&self) -> io::Result<Duration> {
         self.sock().tcp_keepalive_interval()
     }
+    /// Sets `TCP_KEEPINTVL` alone: keep-alive stays as enabled or disabled as it was.
     fn set_keepalive_interval(&self, d: Duration) -> io::Result<()> {
-        self.sock()
-            .set_tcp_keepalive(&TcpKeepalive::new().with_interval(d))
+        self.set_tcp_int(libc::TCP_KEEPINTVL, secs_int(d))
     }
     fn keepalive_count(&self) -> io::Result<u32> {
         self.sock().tcp_keepalive_retries()
     }
+    /// Sets `TCP_KEEPCNT` alone: keep-alive stays as enabled or disabled as it was.
     fn set_keepalive_count(&self, n: u32) -> io::Result<()> {
-        self.sock()
-            .set_tcp_keepalive(&TcpKeepalive::new().with_retries(n))
+        self.set_tcp_int(libc::TCP_KEEPCNT, n.min(i32::MAX as u32) as i32)
+    }
+    fn set_tcp_int(&self, name: i32, value: i32) -> io::Result<()> {
+        set_int(self.sock().as_raw_fd(), libc::IPPROTO_TCP, name, value)
     }
     fn hop_limit(&self) -> io::Result<u8> {
         let v = match self.family() {
@@ -103,13 +140,13 @@ pub(crate) trait Options {
         }
     }
     fn recv_buffer(&self) -> io::Result<usize> {
-        self.sock().recv_buffer_size()
+        self.sock().recv_buffer_size().map(buffer_as_set)
     }
     fn set_recv_buffer(&self, n: usize) -> io::Result<()> {
         self.sock().set_recv_buffer_size(n)
     }
     fn send_buffer(&self) -> io::Result<usize> {
-        self.sock().send_buffer_size()
+        self.sock().send_buffer_size().map(buffer_as_set)
     }
     fn set_send_buffer(&self, n: usize) -> io::Result<()> {
         self.sock().set_send_buffer_size(n)
@@ -269,7 +306,7 @@ pub(crate) struct Stream {
     reactor: OnceLock<Option<Box<AsyncFd<Fd>>>>,
     sock: Socket,
     family: Family,
-    /// [`CONFIRMED`], [`READ_SHUT`], [`WRITE_SHUT`].
+    /// [`CONFIRMED`], [`READ_SHUT`], [`WRITE_SHUT`], [`READ_DONE`].
     flags: AtomicU8,
 }
 
@@ -280,6 +317,8 @@ const CONFIRMED: u8 = 1;
 const READ_SHUT: u8 = 2;
 /// `shutdown` closed the sending half.
 const WRITE_SHUT: u8 = 4;
+/// A read saw the end of stream or failed: the receiving half has nothing more to give.
+const READ_DONE: u8 = 8;
 
 impl Options for Stream {
     fn sock(&self) -> SockRef<'_> {
@@ -312,9 +351,10 @@ impl Stream {
         }
     }
 
-    /// Whether `shutdown` closed the receiving half.
-    pub(crate) fn read_shut(&self) -> bool {
-        self.flag(READ_SHUT)
+    /// Whether the input stream is closed: `shutdown(receive)`, or a read saw the end of
+    /// stream or an error (`read` of any size then reports `closed`).
+    pub(crate) fn read_closed(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & (READ_SHUT | READ_DONE) != 0
     }
 
     /// Whether `shutdown` closed the sending half.
@@ -359,10 +399,23 @@ impl Stream {
             Err(e) => Poll::Ready(Err(e)),
         }
     }
-    /// Waits until the connect under way has resolved. A connect that already resolved (as on
-    /// loopback, where the handshake completes inside `connect(2)`) needs no registration.
+    /// Whether the connect under way has resolved, without consuming its outcome (`SO_ERROR`
+    /// is read once, by `finish-connect`'s [`Stream::try_connected`]).
+    fn connect_resolved(&self) -> bool {
+        let mut fd = libc::pollfd {
+            fd: self.sock.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no wait.
+        let n = unsafe { libc::poll(&mut fd, 1, 0) };
+        n != 0
+    }
+    /// Waits until the connect under way has resolved; leaves its outcome to `finish-connect`.
+    /// A connect that already resolved (as on loopback, where the handshake completes inside
+    /// `connect(2)`) needs no registration.
     pub(crate) async fn connected(&self) {
-        if self.try_connected().is_pending() {
+        if !self.connect_resolved() {
             self.writable().await;
         }
     }
@@ -377,9 +430,18 @@ impl Stream {
     pub(crate) fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
         self.set_flag(CONFIRMED, false);
         let filled = buf.len();
-        let n = self.io(Interest::READABLE, || {
-            self.sock.recv(buf.spare_capacity_mut())
-        })?;
+        let n = self
+            .io(Interest::READABLE, || {
+                self.sock.recv(buf.spare_capacity_mut())
+            })
+            .inspect_err(|e| {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    self.set_flag(READ_DONE, true);
+                }
+            })?;
+        if n == 0 && buf.capacity() > filled {
+            self.set_flag(READ_DONE, true);
+        }
         // SAFETY: recv(2) initialized the first `n` bytes of the spare capacity.
         unsafe { buf.set_len(filled + n) };
         Ok(n)
@@ -441,6 +503,11 @@ impl Stream {
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
             other => other,
         }
+    }
+    /// Closes the output stream without telling the kernel yet: `shutdown(send)` with bytes
+    /// still to deliver, whose FIN follows them ([`Stream::shutdown`] once they are sent).
+    pub(crate) fn close_output(&self) {
+        self.set_flag(WRITE_SHUT, true);
     }
     /// Makes the close send a reset instead of a FIN (a refused peer).
     pub(crate) fn reset(&self) {

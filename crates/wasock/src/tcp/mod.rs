@@ -128,16 +128,32 @@ impl TcpSocket {
         }
     }
 
+    /// Whether a bind, connect or listen was started and not finished: another `start-*` is
+    /// then `concurrency-conflict` ("incompatible with another asynchronous operation that is
+    /// already in progress").
+    fn in_progress(&self) -> bool {
+        matches!(
+            self.state,
+            State::BindInProgress(_)
+                | State::ListenInProgress(_)
+                | State::ConnectInProgress(..)
+                | State::ConnectFailed(_)
+        )
+    }
+
     /// `start-bind`: valid in `unbound`; argument rules, then policy, then `bind(2)`.
     pub(crate) fn start_bind(
         &mut self,
         net: NetworkId,
         local: IpSocketAddress,
     ) -> SocketResult<()> {
+        if self.in_progress() {
+            return Err(ErrorCode::ConcurrencyConflict.into());
+        }
         let State::Unbound(sock) = &self.state else {
             return Err(ErrorCode::InvalidState.into());
         };
-        let local = addr::check_local(self.family, local)?;
+        let local = addr::check_local(addr::Kind::Tcp, self.family, local)?;
         self.gate.check(Action::Bind {
             proto: Protocol::Tcp,
             local,
@@ -176,11 +192,14 @@ impl TcpSocket {
         net: NetworkId,
         remote: IpSocketAddress,
     ) -> SocketResult<()> {
+        if self.in_progress() {
+            return Err(ErrorCode::ConcurrencyConflict.into());
+        }
         match &self.state {
             State::Unbound(_) | State::Bound(_) => {}
             _ => return Err(ErrorCode::InvalidState.into()),
         }
-        let remote = addr::check_remote(self.family, remote)?;
+        let remote = addr::check_remote(addr::Kind::Tcp, self.family, remote)?;
         if self.network.is_some_and(|n| n != net) {
             return Err(ErrorCode::InvalidArgument.into());
         }
@@ -198,12 +217,7 @@ impl TcpSocket {
             Ok(stream) => {
                 self.slot.meter().set_remote(Some(remote));
                 let conn = Conn::new(stream, self.slot.meter());
-                let deadline = self
-                    .gate
-                    .acct
-                    .limits
-                    .connect_timeout
-                    .map(|t| Instant::now() + t);
+                let deadline = self.gate.acct.limits.connect_deadline(Instant::now());
                 self.set_wait(Wait::Connect(Arc::downgrade(&conn), deadline));
                 self.state = State::ConnectInProgress(conn, deadline);
             }
@@ -251,6 +265,9 @@ impl TcpSocket {
 
     /// `start-listen`: valid in `bound` only (no implicit bind).
     pub(crate) fn start_listen(&mut self) -> SocketResult<()> {
+        if self.in_progress() {
+            return Err(ErrorCode::ConcurrencyConflict.into());
+        }
         let State::Bound(sock) = &self.state else {
             return Err(ErrorCode::InvalidState.into());
         };
@@ -448,7 +465,7 @@ impl TcpSocket {
         let State::Connected(conn) = &self.state else {
             return Err(ErrorCode::InvalidState.into());
         };
-        Ok(conn.shutdown(how)?)
+        Ok(Conn::shutdown(conn, how)?)
     }
 
     /// `subscribe`: a pollable for the socket's whole life, not tied to it in the table.
@@ -498,7 +515,7 @@ impl Pollable for TcpReadiness {
 fn idle_connection_stays_small() {
     use std::mem::size_of;
     assert!(size_of::<TcpSocket>() <= 64, "{}", size_of::<TcpSocket>());
-    assert!(size_of::<Conn>() <= 32, "{}", size_of::<Conn>());
-    assert!(size_of::<TcpWriter>() <= 24, "{}", size_of::<TcpWriter>());
+    assert!(size_of::<Conn>() <= 48, "{}", size_of::<Conn>());
+    assert!(size_of::<TcpWriter>() <= 16, "{}", size_of::<TcpWriter>());
     assert!(size_of::<crate::limits::Meter>() <= 112);
 }

@@ -9,7 +9,7 @@ use crate::limits::{Accounting, SocketMeter, Way};
 use bytes::{Bytes, BytesMut};
 use std::io;
 use std::net::Shutdown;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use wasmtime_wasi_io::poll::Pollable;
 use wasmtime_wasi_io::streams::{InputStream, OutputStream, StreamError, StreamResult};
@@ -23,6 +23,18 @@ const LINGER: Duration = Duration::from_secs(30);
 pub(crate) struct Conn {
     pub(super) stream: Stream,
     meter: SocketMeter,
+    /// Bytes the output stream accepted and the kernel has not taken yet; made the first time
+    /// the kernel does not take a whole write, so that an idle connection stays small.
+    spill: OnceLock<Box<Mutex<Spill>>>,
+}
+
+/// What a connection holds back for the kernel.
+#[derive(Default)]
+struct Spill {
+    /// Accepted from the guest, not yet taken by the kernel.
+    pending: Bytes,
+    /// The error a later send of `pending` hit, reported by the output stream's next call.
+    failed: Option<io::Error>,
 }
 
 impl Conn {
@@ -30,6 +42,7 @@ impl Conn {
         Arc::new(Conn {
             stream,
             meter: meter.clone(),
+            spill: OnceLock::new(),
         })
     }
 
@@ -48,14 +61,108 @@ impl Conn {
             TcpWriter {
                 conn: this.clone(),
                 permit: 0,
-                spill: None,
             },
         )
     }
 
-    /// `shutdown`: idempotent; marks the matching stream(s) closed.
-    pub(super) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.stream.shutdown(how)
+    /// `shutdown`: idempotent; closes the matching stream(s) at once. The FIN of `send` follows
+    /// the bytes the output stream already accepted (as `SHUT_WR` follows queued data): while
+    /// some wait host-side, they are delivered first, in the background.
+    pub(super) fn shutdown(this: &Arc<Self>, how: Shutdown) -> io::Result<()> {
+        let closes_output = matches!(how, Shutdown::Write | Shutdown::Both);
+        if !closes_output || !this.has_pending() {
+            return this.stream.shutdown(how);
+        }
+        if how == Shutdown::Both {
+            this.stream.shutdown(Shutdown::Read)?;
+        }
+        this.stream.close_output();
+        Self::deliver_in_background(this, true);
+        Ok(())
+    }
+
+    fn spill(&self) -> Option<MutexGuard<'_, Spill>> {
+        self.spill
+            .get()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn has_pending(&self) -> bool {
+        self.spill().is_some_and(|s| !s.pending.is_empty())
+    }
+
+    /// Whether nothing waits host-side any more: all delivered, or a send failed.
+    fn settled(&self) -> bool {
+        self.spill()
+            .is_none_or(|s| s.pending.is_empty() || s.failed.is_some())
+    }
+
+    /// Hands pending bytes to the kernel as far as it takes them now.
+    fn push_pending(&self) {
+        let Some(mut spill) = self.spill() else {
+            return;
+        };
+        while !spill.pending.is_empty() && spill.failed.is_none() {
+            match self.stream.try_write(&spill.pending) {
+                Ok(n) => {
+                    let _ = spill.pending.split_to(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => spill.failed = Some(e),
+            }
+        }
+    }
+
+    /// Keeps `bytes` for the kernel after what is already pending.
+    fn hold(&self, bytes: Bytes) {
+        let mut spill = self
+            .spill
+            .get_or_init(Box::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if spill.pending.is_empty() {
+            spill.pending = bytes;
+        } else {
+            let mut joined = BytesMut::from(&spill.pending[..]);
+            joined.extend_from_slice(&bytes);
+            spill.pending = joined.freeze();
+        }
+    }
+
+    /// The error a send of pending bytes hit, once.
+    fn take_failure(&self) -> Option<io::Error> {
+        self.spill().and_then(|mut s| s.failed.take())
+    }
+
+    /// Delivers what is pending without the output stream, for at most [`LINGER`]; then sends
+    /// the FIN if `then_fin`.
+    fn deliver_in_background(this: &Arc<Self>, then_fin: bool) {
+        let conn = this.clone();
+        let deliver = async move {
+            let _ = tokio::time::timeout(LINGER, async {
+                loop {
+                    conn.push_pending();
+                    if conn.settled() {
+                        return;
+                    }
+                    conn.stream.writable().await;
+                }
+            })
+            .await;
+            if then_fin {
+                let _ = conn.stream.shutdown(Shutdown::Write);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn(deliver)),
+            // No runtime to wait on: what the kernel takes now is all that goes.
+            Err(_) => {
+                this.push_pending();
+                if then_fin {
+                    let _ = this.stream.shutdown(Shutdown::Write);
+                }
+            }
+        }
     }
 }
 
@@ -66,7 +173,7 @@ pub(crate) struct TcpReader {
 
 impl InputStream for TcpReader {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
-        if self.conn.stream.read_shut() {
+        if self.conn.stream.read_closed() {
             return Err(StreamError::Closed);
         }
         if size == 0 {
@@ -94,7 +201,7 @@ impl InputStream for TcpReader {
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for TcpReader {
     async fn ready(&mut self) {
-        if !self.conn.stream.read_shut() {
+        if !self.conn.stream.read_closed() {
             self.conn.acct().refill(Way::In).await;
             self.conn.stream.readable().await;
         }
@@ -102,56 +209,21 @@ impl Pollable for TcpReader {
 }
 
 /// The connection's `output-stream`: `check-write` grants at most a budget, and what the kernel
-/// does not take at once waits host-side (never more than one grant).
+/// does not take at once waits host-side in the connection (never more than one grant).
 pub(crate) struct TcpWriter {
     conn: Arc<Conn>,
     /// Bytes the last `check-write` granted.
     permit: usize,
-    /// Made the first time the kernel does not take a whole write, so that an idle stream
-    /// stays small.
-    spill: Option<Box<Spill>>,
-}
-
-/// What a [`TcpWriter`] holds back.
-#[derive(Default)]
-struct Spill {
-    /// Accepted from the guest, not yet taken by the kernel.
-    pending: Bytes,
-    /// The error a later send of `pending` hit, reported by the next call.
-    failed: Option<io::Error>,
 }
 
 impl TcpWriter {
-    fn pending(&self) -> &[u8] {
-        self.spill.as_ref().map_or(&[], |s| &s.pending)
-    }
-
-    fn failed(&self) -> bool {
-        self.spill.as_ref().is_some_and(|s| s.failed.is_some())
-    }
-
-    /// Hands pending bytes to the kernel as far as it takes them now.
-    fn push_pending(&mut self) {
-        let Some(spill) = self.spill.as_deref_mut() else {
-            return;
-        };
-        while !spill.pending.is_empty() && spill.failed.is_none() {
-            match self.conn.stream.try_write(&spill.pending) {
-                Ok(n) => {
-                    let _ = spill.pending.split_to(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => spill.failed = Some(e),
-            }
-        }
-    }
-
+    /// `closed` after `shutdown(send)`; else the error a background send of pending bytes hit.
     fn check_open(&mut self) -> StreamResult<()> {
-        if let Some(e) = self.spill.as_mut().and_then(|s| s.failed.take()) {
-            return Err(StreamError::LastOperationFailed(e.into()));
-        }
         if self.conn.stream.write_shut() {
             return Err(StreamError::Closed);
+        }
+        if let Some(e) = self.conn.take_failure() {
+            return Err(StreamError::LastOperationFailed(e.into()));
         }
         Ok(())
     }
@@ -166,40 +238,38 @@ impl OutputStream for TcpWriter {
         self.permit -= bytes.len();
         self.conn.meter.bytes_out(bytes.len());
         self.conn.acct().spend(Way::Out, bytes.len());
-        if self.pending().is_empty() {
-            match self.conn.stream.try_write(&bytes) {
-                Ok(n) => {
-                    let _ = bytes.split_to(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(StreamError::LastOperationFailed(e.into())),
+        if self.conn.has_pending() {
+            self.conn.hold(bytes);
+            return Ok(());
+        }
+        match self.conn.stream.try_write(&bytes) {
+            Ok(n) => {
+                let _ = bytes.split_to(n);
             }
-            if !bytes.is_empty() {
-                self.spill.get_or_insert_default().pending = bytes;
-            }
-        } else {
-            let spill = self.spill.get_or_insert_default();
-            let mut joined = BytesMut::from(&spill.pending[..]);
-            joined.extend_from_slice(&bytes);
-            spill.pending = joined.freeze();
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(StreamError::LastOperationFailed(e.into())),
+        }
+        if !bytes.is_empty() {
+            self.conn.hold(bytes);
         }
         Ok(())
     }
 
     fn flush(&mut self) -> StreamResult<()> {
         self.check_open()?;
-        self.push_pending();
+        self.conn.push_pending();
         Ok(())
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        self.push_pending();
         self.check_open()?;
-        self.permit = if self.pending().is_empty() {
+        self.conn.push_pending();
+        self.check_open()?;
+        self.permit = if self.conn.has_pending() {
+            0
+        } else {
             let acct = self.conn.acct();
             acct.allowance(Way::Out, acct.limits.write_buffer.max(1))
-        } else {
-            0
         };
         Ok(self.permit)
     }
@@ -209,11 +279,11 @@ impl OutputStream for TcpWriter {
 impl Pollable for TcpWriter {
     async fn ready(&mut self) {
         loop {
-            self.push_pending();
-            if self.failed() {
+            if self.conn.stream.write_shut() {
                 return;
             }
-            if self.pending().is_empty() {
+            self.conn.push_pending();
+            if self.conn.settled() {
                 return self.conn.acct().refill(Way::Out).await;
             }
             self.conn.stream.writable().await;
@@ -224,31 +294,9 @@ impl Pollable for TcpWriter {
 impl Drop for TcpWriter {
     /// Bytes the guest wrote were accepted; deliver them even if the stream is dropped unflushed.
     fn drop(&mut self) {
-        self.push_pending();
-        if self.pending().is_empty() || self.failed() {
-            return;
+        self.conn.push_pending();
+        if !self.conn.settled() && !self.conn.stream.write_shut() {
+            Conn::deliver_in_background(&self.conn, false);
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let conn = self.conn.clone();
-        let Some(mut rest) = self.spill.take().map(|s| s.pending) else {
-            return;
-        };
-        rt.spawn(async move {
-            let _ = tokio::time::timeout(LINGER, async {
-                while !rest.is_empty() {
-                    conn.stream.writable().await;
-                    match conn.stream.try_write(&rest) {
-                        Ok(n) => {
-                            let _ = rest.split_to(n);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => return,
-                    }
-                }
-            })
-            .await;
-        });
     }
 }

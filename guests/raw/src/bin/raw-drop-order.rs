@@ -185,9 +185,11 @@ fn listener_with_pending_connections(net: &Network, family: Family) {
     drop(p);
     for (i, (s, (input, output))) in clients.into_iter().enumerate() {
         let (bytes, end) = read_up_to(c, &input, 1);
+        // Closing a listener resets the connections still queued on it (Linux), so the read
+        // fails (`connection-reset`) rather than ending cleanly.
         check(
-            &format!("{c}: client {i} sees its connection end"),
-            bytes.is_empty() && matches!(end, ReadEnd::Closed | ReadEnd::Failed(_)),
+            &format!("{c}: client {i} sees its connection reset"),
+            bytes.is_empty() && matches!(end, ReadEnd::Failed(_)),
             || format!("{bytes:?} {end:?}"),
         );
         drop((input, output, s));

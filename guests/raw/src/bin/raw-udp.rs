@@ -24,8 +24,13 @@ fn main() {
     unconnected_streams(&net, Family::Ipv4);
     unconnected_streams(&net, Family::Ipv6);
     connected_streams_and_filtering(&net);
-    reconnect(&net);
     send_argument_errors(&net);
+    udp_buffer_sizes_round_trip();
+    udp_edges(&net);
+    connected_refusal_is_reported(&net);
+    // Last: a host whose disconnect loses an ephemeral port fails these waits and stops.
+    stream_is_connect(&net);
+    reconnect(&net);
     finish();
 }
 
@@ -116,28 +121,29 @@ fn option_setters() {
     }
 }
 
-/// Bind rules "as for TCP" (NOTES.md): wrong family, non-unicast (multicast, broadcast)
-/// and IPv4-mapped addresses are `invalid-argument`; a failed bind may be retried.
+/// Bind rules: the wrong family and an IPv4-mapped address are `invalid-argument`; a failed
+/// bind may be retried. UDP's `start-bind`, unlike TCP's, lists no "not a unicast address"
+/// error: a multicast group or the broadcast address binds (it is how a socket hears them).
 fn bind_argument_errors(net: &Network) {
     let s4 = new_udp("bind args: create v4", Family::Ipv4);
-    let bad4: [(&str, IpSocketAddress); 3] = [
-        ("IPv6 address on an IPv4 socket", lo6(0)),
-        ("multicast 224.0.0.1", v4((224, 0, 0, 1), 0)),
-        ("broadcast 255.255.255.255", v4((255, 255, 255, 255), 0)),
-    ];
-    for (what, addr) in bad4 {
-        let check = format!("bind v4: {what}");
-        expect_err(&check, udp_bind(&check, &s4, net, addr), E::InvalidArgument);
-    }
+    let check = "bind v4: IPv6 address on an IPv4 socket";
+    expect_err(check, udp_bind(check, &s4, net, lo6(0)), E::InvalidArgument);
     expect_ok(
         "bind v4: retry after failed binds",
         udp_bind("bind v4 retry", &s4, net, lo4(0)),
     );
+    for (what, addr) in [
+        ("multicast group 224.0.0.1", v4((224, 0, 0, 1), 0)),
+        ("broadcast 255.255.255.255", v4((255, 255, 255, 255), 0)),
+    ] {
+        let check = format!("bind v4: {what}");
+        let s = new_udp(&check, Family::Ipv4);
+        expect_ok(&check, udp_bind(&check, &s, net, addr));
+    }
 
     let s6 = new_udp("bind args: create v6", Family::Ipv6);
-    let bad6: [(&str, IpSocketAddress); 3] = [
+    let bad6: [(&str, IpSocketAddress); 2] = [
         ("IPv4 address on an IPv6 socket", lo4(0)),
-        ("multicast ff02::1", v6((0xff02, 0, 0, 0, 0, 0, 0, 1), 0)),
         (
             "IPv4-mapped ::ffff:127.0.0.1",
             v6((0, 0, 0, 0, 0, 0xffff, 0x7f00, 0x0001), 0),
@@ -547,5 +553,218 @@ fn send_argument_errors(net: &Network) {
             ),
             Ok(1),
         );
+    }
+}
+
+/// The unspecified address of `family` with `port`.
+fn any(family: Family, port: u16) -> IpSocketAddress {
+    match family {
+        Family::Ipv4 => v4((0, 0, 0, 0), port),
+        Family::Ipv6 => v6((0, 0, 0, 0, 0, 0, 0, 0), port),
+    }
+}
+
+/// `stream(some(peer))` is POSIX `connect`: "The `local-address` may be updated as well,
+/// based on the best network path to `remote-address`" — a socket bound to the unspecified
+/// address reports the loopback source. `stream(none)` dissolves it, and the socket keeps
+/// its port ("bound" stays bound): the address widens back, the port is the same, and a
+/// third socket's datagrams still reach it; again after a second connect.
+fn stream_is_connect(net: &Network) {
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let c = |what: &str| format!("connect({family:?}): {what}");
+        let a = new_udp(&c("create"), family);
+        expect_ok(
+            &c("bind unspecified:0"),
+            udp_bind("bind", &a, net, any(family, 0)),
+        );
+        let port = port_of(&local_addr_udp(&c("bound address"), &a));
+        check_eq(
+            &c("bound to unspecified"),
+            a.local_address(),
+            Ok(any(family, port)),
+        );
+        let b = udp_bound(&c("peer"), net, family);
+        let baddr = local_addr_udp(&c("peer address"), &b);
+        let (bin, bout) = udp_streams(&c("peer streams"), &b, None);
+        for round in 1..=2 {
+            let r = |what: &str| c(&format!("round {round}: {what}"));
+            let (ain, aout) = udp_streams(&r("stream(some(peer))"), &a, Some(baddr));
+            check_eq(
+                &r("local-address narrows to loopback"),
+                a.local_address(),
+                Ok(lo(family, port)),
+            );
+            check_eq(
+                &r("send to the peer"),
+                udp_send(&r("send"), &aout, &[dgram(b"hi", None)]),
+                Ok(1),
+            );
+            let got = udp_receive(&r("peer receives"), &bin, 1, 4);
+            check_eq(
+                &r("from the narrowed address"),
+                got[0].remote_address,
+                lo(family, port),
+            );
+            drop((ain, aout));
+            let (ain, _aout) = udp_streams(&r("stream(none)"), &a, None);
+            check_eq(
+                &r("stream(none): local-address keeps its port"),
+                a.local_address(),
+                Ok(any(family, port)),
+            );
+            check_eq(
+                &r("peer sends to the kept port"),
+                udp_send(
+                    &r("peer send"),
+                    &bout,
+                    &[dgram(b"back", Some(lo(family, port)))],
+                ),
+                Ok(1),
+            );
+            let got = udp_receive(&r("received on the kept port"), &ain, 1, 4);
+            check_eq(&r("datagram from the peer"), got[0].remote_address, baddr);
+        }
+    }
+}
+
+/// `receive` and `send` list "`connection-refused`: The connection was refused.
+/// (ECONNREFUSED)": a connected socket whose datagram reached a port nobody listens on
+/// learns it (ICMP) — the incoming stream's pollable fires and the next `receive` reports
+/// it; reported once, the stream goes on. The same for a `send` after the refusal.
+fn connected_refusal_is_reported(net: &Network) {
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let c = |what: &str| format!("refused({family:?}): {what}");
+        let dead = {
+            let d = udp_bound(&c("probe"), net, family);
+            port_of(&local_addr_udp(&c("probe address"), &d))
+        };
+        let a = udp_bound(&c("socket"), net, family);
+        let (ain, aout) = udp_streams(&c("stream(some(closed port))"), &a, Some(lo(family, dead)));
+        check_eq(
+            &c("first send goes"),
+            udp_send(&c("send"), &aout, &[dgram(b"anyone?", None)]),
+            Ok(1),
+        );
+        wait_ready(&c("incoming pollable fires"), &ain.subscribe(), WAIT_MS);
+        check_eq(
+            &c("receive reports it"),
+            ain.receive(4).map(|d| d.len()),
+            Err(E::ConnectionRefused),
+        );
+        check_eq(
+            &c("then receive goes on"),
+            ain.receive(4).map(|d| d.len()),
+            Ok(0),
+        );
+
+        check_eq(
+            &c("second send goes"),
+            udp_send(&c("send 2"), &aout, &[dgram(b"again?", None)]),
+            Ok(1),
+        );
+        wait_ready(
+            &c("incoming pollable fires again"),
+            &ain.subscribe(),
+            WAIT_MS,
+        );
+        // The error is the socket's, reported once, by whichever call comes first: a send
+        // here, or the receive after it if the host's receive path took it already.
+        let by_send = udp_send(&c("send 3"), &aout, &[dgram(b"and?", None)]);
+        let reported = match by_send {
+            Err(E::ConnectionRefused) => true,
+            Ok(1) => ain.receive(4).map(|d| d.len()) == Err(E::ConnectionRefused),
+            _ => false,
+        };
+        check(&c("the next send or receive reports it"), reported, || {
+            format!("send gave {by_send:?}")
+        });
+    }
+}
+
+/// Buffer sizes round-trip: a size the kernel accepts reads back as set ("The value may be
+/// clamped or rounded" — Linux's internal doubling is not the guest's).
+fn udp_buffer_sizes_round_trip() {
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let c = |what: &str| format!("buffers({family:?}): {what}");
+        let s = new_udp(&c("create"), family);
+        for size in [16 * 1024, 100_000] {
+            expect_ok(
+                &c(&format!("set-receive-buffer-size({size})")),
+                s.set_receive_buffer_size(size),
+            );
+            check_eq(
+                &c(&format!("receive-buffer-size after {size}")),
+                s.receive_buffer_size(),
+                Ok(size),
+            );
+            expect_ok(
+                &c(&format!("set-send-buffer-size({size})")),
+                s.set_send_buffer_size(size),
+            );
+            check_eq(
+                &c(&format!("send-buffer-size after {size}")),
+                s.send_buffer_size(),
+                Ok(size),
+            );
+        }
+    }
+}
+
+/// Edges real programs meet: an empty datagram goes and arrives empty ("`data`: The payload"
+/// has no lower bound); `stream(some(X))` twice in a row to the same peer works; options
+/// can be set in every state (bound, streaming).
+fn udp_edges(net: &Network) {
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let c = |what: &str| format!("edges({family:?}): {what}");
+        let a = udp_bound(&c("a"), net, family);
+        let b = udp_bound(&c("b"), net, family);
+        let baddr = local_addr_udp(&c("b address"), &b);
+        let aaddr = local_addr_udp(&c("a address"), &a);
+        let (bin, _bout) = udp_streams(&c("b streams"), &b, None);
+        expect_ok(
+            &c("bound: set-unicast-hop-limit"),
+            a.set_unicast_hop_limit(9),
+        );
+        expect_ok(
+            &c("bound: set-receive-buffer-size"),
+            a.set_receive_buffer_size(32 * 1024),
+        );
+        drop(udp_streams(&c("stream(some(b))"), &a, Some(baddr)));
+        let (_ain, aout) = udp_streams(&c("stream(some(b)) again"), &a, Some(baddr));
+        check_eq(
+            &c("remote-address after the second"),
+            a.remote_address(),
+            Ok(baddr),
+        );
+        expect_ok(
+            &c("streaming: set-unicast-hop-limit"),
+            a.set_unicast_hop_limit(10),
+        );
+        check_eq(
+            &c("streaming: hop limit reads back"),
+            a.unicast_hop_limit(),
+            Ok(10),
+        );
+        expect_ok(
+            &c("streaming: set-send-buffer-size"),
+            a.set_send_buffer_size(32 * 1024),
+        );
+        check_eq(
+            &c("send an empty datagram and one with data"),
+            udp_send(
+                &c("send"),
+                &aout,
+                &[dgram(b"", None), dgram(b"x", Some(baddr))],
+            ),
+            Ok(2),
+        );
+        let got = udp_receive(&c("b receives both"), &bin, 2, 4);
+        check_eq(
+            &c("the empty one arrives empty"),
+            got[0].data.clone(),
+            Vec::<u8>::new(),
+        );
+        check_eq(&c("then the other"), got[1].data.clone(), b"x".to_vec());
+        check_eq(&c("both from a"), got[0].remote_address, aaddr);
     }
 }
