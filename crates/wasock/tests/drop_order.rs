@@ -14,13 +14,13 @@ async fn drop_order_behaves_and_leaks_nothing() {
     // Warm-up run: compiles the guest and lets lazily opened process fds appear.
     run(wasock_guests::RAW_DROP_ORDER, &[], allow_all())
         .await
-        .assert_passed();
+        .assert_passed_count();
     let baseline = settle_fds(usize::MAX, Duration::from_secs(2)).await;
 
     let sockets = allow_all();
     let counters = sockets.counters();
     let r = run(wasock_guests::RAW_DROP_ORDER, &[], sockets).await;
-    r.assert_passed();
+    r.assert_passed_count();
     let stats = counters.stats();
     assert_eq!(stats.sockets_open, 0, "every socket was dropped: {stats:?}");
     // Writers that were dropped unflushed may still be delivering for a moment.

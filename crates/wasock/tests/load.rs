@@ -513,18 +513,24 @@ async fn run_wrk(wrk: &Path, script: &Path, addr: &str, secs: u64) -> WrkRun {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting wrk");
-    let deadline = Instant::now() + Duration::from_secs(secs + 20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for wrk") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+    // Its exit is waited for on a blocking thread (`waitpid`), not polled; past the limit it
+    // is killed by pid, which stays its own until that thread has reaped it.
+    let pid = child.id() as libc::pid_t;
+    let mut waiter = tokio::task::spawn_blocking(move || {
+        let status = child.wait();
+        (child, status)
+    });
+    let limit = Duration::from_secs(secs + 20);
+    let (mut child, status) = match tokio::time::timeout(limit, &mut waiter).await {
+        Ok(joined) => joined.expect("the task waiting for wrk"),
+        Err(_) => {
+            // SAFETY: kill(2) on the pid of our unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = waiter.await;
             panic!("wrk did not finish within {} s", secs + 20);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    let status = status.expect("waiting for wrk");
     // wrk's output (a few lines) fits in the pipes, so reading after the exit cannot block.
     let mut output = String::new();
     child

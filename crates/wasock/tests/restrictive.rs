@@ -12,8 +12,14 @@ fn loopback_only() -> WasockCtx {
     let rules = RuleSet::builder()
         .allow_outbound("*://loopback:*")
         .and_then(|b| b.allow_inbound("*://loopback:* from loopback"))
-        // raw-tcp's address-not-bindable check binds (never sends from) a documentation address.
+        // The guests bind and listen on the unspecified address, hearing loopback peers only.
+        .and_then(|b| b.allow_inbound("*://unspecified:* from loopback"))
+        // raw-tcp's address-not-bindable checks bind (never send from) documentation
+        // addresses; raw-udp binds (never sends to) a multicast group and the broadcast address.
         .and_then(|b| b.allow_inbound("tcp://192.0.2.1:*"))
+        .and_then(|b| b.allow_inbound("tcp://[2001:db8::1]:*"))
+        .and_then(|b| b.allow_inbound("udp://224.0.0.1:*"))
+        .and_then(|b| b.allow_inbound("udp://255.255.255.255:*"))
         .and_then(|b| b.allow_resolve("localhost"))
         .and_then(|b| b.allow_resolve("*.localhost"))
         .and_then(|b| b.deny_outbound("*://cloud-metadata:*"))

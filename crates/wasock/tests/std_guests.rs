@@ -40,6 +40,7 @@ async fn echo_server_and_client() {
         matches!(client.result, common::Outcome::Exit(0)) && client.summary_count().is_some(),
         "the client failed\n{client}\nthe server:\n{server}"
     );
+    client.assert_passed_count();
     for m in messages {
         assert!(
             client.stdout.contains(&format!("sent: {m}\n")),
@@ -70,26 +71,26 @@ async fn echo_server_and_client() {
 async fn udp_echo() {
     run(wasock_guests::STD_UDP_ECHO, &[], allow_all())
         .await
-        .assert_passed();
+        .assert_passed_count();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_connections() {
     run(wasock_guests::STD_MANY, &["50"], allow_all())
         .await
-        .assert_passed();
+        .assert_passed_count();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn localhost_lookup() {
     run(wasock_guests::STD_LOCALHOST, &[], allow_all())
         .await
-        .assert_passed();
+        .assert_passed_count();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_loopback() {
     run(wasock_guests::STD_IPV6, &[], allow_all())
         .await
-        .assert_passed();
+        .assert_passed_count();
 }

@@ -16,6 +16,9 @@ use wasock::bindings::tcp::HostTcpSocket;
 use wasock::bindings::tcp_create_socket::Host as _;
 use wasock::{TcpSocket, WasockCtx, WasockCtxView};
 
+/// Longest wait on a pollable that must resolve (loopback).
+const WAIT: Duration = Duration::from_secs(5);
+
 fn borrow<T: 'static>(r: &Resource<T>) -> Resource<T> {
     Resource::new_borrow(r.rep())
 }
@@ -59,37 +62,33 @@ async fn input_pollable_not_ready_after_draining_read() {
     HostTcpSocket::start_connect(&mut v!(), borrow(&c), borrow(&net), addr)
         .ok()
         .unwrap();
-    let (mut cin, mut cout) = (None, None);
-    for _ in 0..500 {
-        if let Ok((i, o)) = HostTcpSocket::finish_connect(&mut v!(), borrow(&c)) {
-            (cin, cout) = (Some(i), Some(o));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    // Each socket's pollable resolves when its connect completes / a connection is pending.
+    let cp: Resource<DynPollable> = HostTcpSocket::subscribe(&mut v!(), borrow(&c)).unwrap();
+    tokio::time::timeout(WAIT, HostPollable::block(&mut table, borrow(&cp)))
+        .await
+        .expect("the connect completes")
+        .unwrap();
     let (cin, cout): (Resource<DynInputStream>, Resource<DynOutputStream>) =
-        (cin.unwrap(), cout.unwrap());
-    let mut accepted = None;
-    for _ in 0..500 {
-        if let Ok(t) = HostTcpSocket::accept(&mut v!(), borrow(&l)) {
-            accepted = Some(t);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let (s, sin, sout) = accepted.unwrap();
+        HostTcpSocket::finish_connect(&mut v!(), borrow(&c))
+            .expect("finish-connect once the pollable is ready");
+    let lp: Resource<DynPollable> = HostTcpSocket::subscribe(&mut v!(), borrow(&l)).unwrap();
+    tokio::time::timeout(WAIT, HostPollable::block(&mut table, borrow(&lp)))
+        .await
+        .expect("the connection is pending")
+        .unwrap();
+    let (s, sin, sout) =
+        HostTcpSocket::accept(&mut v!(), borrow(&l)).expect("accept once the pollable is ready");
+    HostPollable::drop(&mut table, cp).unwrap();
+    HostPollable::drop(&mut table, lp).unwrap();
 
     // The client sends 10 bytes; the server waits for them on its pollable and reads them all.
     assert!(HostOutputStream::check_write(&mut table, borrow(&cout)).unwrap() >= 10);
     HostOutputStream::write(&mut table, borrow(&cout), b"0123456789".to_vec()).unwrap();
     let p: Resource<DynPollable> = HostInputStream::subscribe(&mut table, borrow(&sin)).unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        HostPollable::block(&mut table, borrow(&p)),
-    )
-    .await
-    .expect("the bytes arrive")
-    .unwrap();
+    tokio::time::timeout(WAIT, HostPollable::block(&mut table, borrow(&p)))
+        .await
+        .expect("the bytes arrive")
+        .unwrap();
     let got = HostInputStream::read(&mut table, borrow(&sin), 10).unwrap();
     assert_eq!(got, b"0123456789");
 

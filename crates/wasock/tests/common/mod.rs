@@ -1,10 +1,13 @@
 //! Shared harness for the guest-based integration tests: runs a guest component
-//! (built by `wasock-guests`) under wasock with captured stdout/stderr.
+//! (built by `wasock-guests`) under wasock with captured stdout/stderr, or under stock
+//! `wasmtime-wasi` ([`reference`]), and checks its summary against [`EXPECTED_CHECKS`].
 //!
-//! One engine, one linker and one compiled `Component` per guest are shared by all
-//! tests of a test binary (compiling is the slow part).
+//! One engine, one linker per host and one compiled `Component` per guest are shared by
+//! all tests of a test binary (compiling is the slow part).
 
 #![allow(dead_code)]
+
+pub mod reference;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -83,6 +86,11 @@ pub struct Running {
 
 /// Starts the guest at `path` with `args` (argv[0] is the guest's name) and `sockets`.
 pub fn spawn(path: &str, args: &[&str], sockets: WasockCtx) -> Running {
+    spawn_env(path, args, &[], sockets)
+}
+
+/// [`spawn`] with the environment variables `env`.
+pub fn spawn_env(path: &str, args: &[&str], env: &[(&str, &str)], sockets: WasockCtx) -> Running {
     let name = guest_name(path).to_string();
     let component = component(path);
     let stdout = MemoryOutputPipe::new(PIPE_CAPACITY);
@@ -91,6 +99,7 @@ pub fn spawn(path: &str, args: &[&str], sockets: WasockCtx) -> Running {
     argv.extend(args.iter().map(|a| a.to_string()));
     let wasi: WasiCtx = WasiCtx::builder()
         .args(&argv)
+        .envs(env)
         .stdout(stdout.clone())
         .stderr(stderr.clone())
         .build();
@@ -134,11 +143,14 @@ impl Running {
     }
 
     /// Waits (bounded by [`RUN_TIMEOUT`]) for the guest to end.
-    pub async fn finish(self) -> Run {
-        let result = match tokio::time::timeout(RUN_TIMEOUT, self.handle).await {
+    pub async fn finish(mut self) -> Run {
+        let result = match tokio::time::timeout(RUN_TIMEOUT, &mut self.handle).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(join)) => Outcome::Error(format!("the task running the guest failed: {join}")),
-            Err(_) => Outcome::Error(format!("the guest did not finish within {RUN_TIMEOUT:?}")),
+            Err(_) => {
+                self.handle.abort();
+                Outcome::Error(format!("the guest did not finish within {RUN_TIMEOUT:?}"))
+            }
         };
         Run {
             name: self.name,
@@ -187,7 +199,8 @@ impl fmt::Display for Run {
 }
 
 impl Run {
-    /// Asserts exit code 0 and the summary line `NAME: N checks passed`; returns N.
+    /// Asserts exit code 0 and the summary line `NAME: N checks passed` with N > 0 (a guest
+    /// that ran no check proves nothing); returns N.
     #[track_caller]
     pub fn assert_passed(&self) -> u32 {
         assert!(
@@ -196,12 +209,30 @@ impl Run {
             self.name
         );
         match self.summary_count() {
+            Some(0) => panic!("{} ran no checks\n{self}", self.name),
             Some(n) => {
                 println!("{}: {n} checks passed", self.name);
                 n
             }
             None => panic!("no `{}: N checks passed` line\n{self}", self.name),
         }
+    }
+
+    /// [`Run::assert_passed`], and N must be the guest's count in [`EXPECTED_CHECKS`]
+    /// (see [`expected_checks`]).
+    #[track_caller]
+    pub fn assert_passed_count(&self) -> u32 {
+        let n = self.assert_passed();
+        let want = expected_checks(&self.name);
+        assert_eq!(
+            n,
+            want,
+            "{} ran {n} checks, {want} expected: if checks were added or removed on purpose, \
+             set its entry in EXPECTED_CHECKS (tests/common/mod.rs) to {}\n{self}",
+            self.name,
+            i64::from(n) - i64::from(want - base_count(&self.name)),
+        );
+        n
     }
 
     /// N of the summary line `NAME: N checks passed`, if there is one.
@@ -234,6 +265,68 @@ impl Run {
             _ => panic!("{} did not end in a trap\n{self}", self.name),
         }
     }
+}
+
+/// How many checks each guest runs in this suite: its summary line must say exactly this
+/// ([`Run::assert_passed_count`]). When a guest gains or loses checks on purpose, update its
+/// entry; the failure message says the new number. A guest whose count depends on its
+/// arguments has the count for the arguments the suite passes it; one whose count depends
+/// on the machine has the machine-independent part here and the rest in
+/// [`expected_checks`]. (No guest skips its IPv6 checks when `::1` is missing: they fail
+/// instead, so IPv6 does not change a count.)
+pub const EXPECTED_CHECKS: &[(&str, u32)] = &[
+    ("raw-tcp", 435),
+    ("raw-udp", 219),
+    ("raw-lookup", 42),
+    ("raw-drop-order", 121),
+    ("udp-v021", 36),
+    ("tcp-v020", 20),
+    ("std-udp-echo", 99),
+    // with `50` (tests/std_guests.rs)
+    ("std-many", 355),
+    ("std-localhost", 15),
+    ("std-ipv6", 30),
+    // with the three messages of tests/std_guests.rs and tests/differential.rs
+    ("std-echo-client", 18),
+];
+
+/// The machine-independent count of `guest` in [`EXPECTED_CHECKS`].
+#[track_caller]
+fn base_count(guest: &str) -> u32 {
+    match EXPECTED_CHECKS.iter().find(|(g, _)| *g == guest) {
+        Some((_, n)) => *n,
+        None => panic!("guest `{guest}` has no entry in EXPECTED_CHECKS (tests/common/mod.rs)"),
+    }
+}
+
+/// The number of checks `guest` runs on this machine: [`EXPECTED_CHECKS`], plus the checks
+/// the lookup guests repeat for every address `localhost` has here (the hosts file decides:
+/// `127.0.0.1`, often `::1` too). Per address, `std-localhost` checks loopback and the port,
+/// and for an IPv6 address that it is not IPv4-mapped; `raw-lookup` checks loopback and
+/// not-mapped for `localhost` and again for `bücher.localhost` (wasock gives it the
+/// addresses of `localhost`).
+#[track_caller]
+pub fn expected_checks(guest: &str) -> u32 {
+    let base = base_count(guest);
+    let (v4, v6) = localhost_addresses();
+    match guest {
+        "std-localhost" => base + 2 * (v4 + v6) + v6,
+        "raw-lookup" => base + 2 * 2 * (v4 + v6),
+        _ => base,
+    }
+}
+
+/// How many IPv4 and IPv6 addresses `localhost` resolves to on this machine.
+pub fn localhost_addresses() -> (u32, u32) {
+    use std::net::ToSocketAddrs;
+    let mut addrs: Vec<_> = ("localhost", 0)
+        .to_socket_addrs()
+        .map(|a| a.map(|a| a.ip()).collect())
+        .unwrap_or_default();
+    addrs.sort();
+    addrs.dedup();
+    let v4 = addrs.iter().filter(|a| a.is_ipv4()).count() as u32;
+    (v4, addrs.len() as u32 - v4)
 }
 
 /// The number of fds this process has open now (`/proc/self/fd`).
