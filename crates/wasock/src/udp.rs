@@ -184,8 +184,10 @@ impl UdpSocket {
         if self.remote.take().is_some() {
             self.slot.meter().set_remote(None);
             let rebind = self.bound.filter(|_| !self.port_pinned);
-            shared.sock.disconnect(rebind)?;
-            self.port_pinned = true;
+            self.port_pinned = shared.sock.disconnect(rebind)?;
+            if !self.port_pinned {
+                self.bound = shared.sock.local_addr().ok();
+            }
         }
         if let Some(r) = remote {
             shared.sock.connect(r)?;

@@ -205,8 +205,12 @@ impl Datagram {
 
     /// `connect(AF_UNSPEC)`: dissolves the association. Linux then releases a port that was
     /// not bound explicitly; `rebind` (the address as bound, with its port) takes it straight
-    /// back, explicitly this time, so that it survives every later disconnect.
-    pub(crate) fn disconnect(&self, rebind: Option<SocketAddr>) -> io::Result<()> {
+    /// back, explicitly this time, so that it survives every later disconnect. Whether the
+    /// port is now held explicitly.
+    ///
+    /// Between the two calls another socket could take the port (microseconds, once per
+    /// socket): the socket then binds a fresh port rather than stay unbound.
+    pub(crate) fn disconnect(&self, rebind: Option<SocketAddr>) -> io::Result<bool> {
         // SAFETY: all-zero is a valid `sockaddr`.
         let mut unspec: libc::sockaddr = unsafe { std::mem::zeroed() };
         unspec.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
@@ -221,9 +225,21 @@ impl Datagram {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        match rebind {
-            Some(addr) => SockRef::from(&self.sock).bind(&addr.into()),
-            None => Ok(()),
+        let Some(addr) = rebind else {
+            return Ok(true);
+        };
+        let sock = SockRef::from(&self.sock);
+        match sock.bind(&addr.into()) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                tracing::warn!(
+                    port = addr.port(),
+                    "a disconnected UDP socket's port was taken; it binds a fresh one"
+                );
+                sock.bind(&SocketAddr::new(addr.ip(), 0).into())?;
+                Ok(false)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -324,6 +340,27 @@ mod tests {
         assert_eq!(err.and_then(|e| e.raw_os_error()), Some(libc::EMSGSIZE));
         let got = drain(&rx, 1);
         assert_eq!(got[0].1.len(), 65_507, "never truncated");
+    }
+
+    #[tokio::test]
+    async fn a_disconnect_keeps_a_port_given_for_port_0() {
+        for (family, any) in [(Family::Ipv4, "0.0.0.0:0"), (Family::Ipv6, "[::]:0")] {
+            let sock = std::net::UdpSocket::bind(any).unwrap();
+            let was = sock.local_addr().unwrap();
+            let a = Datagram::new(sock, family).unwrap();
+            let (_peer, to) = bound(family);
+            a.connect(to).unwrap();
+            let narrowed = a.local_addr().unwrap();
+            assert_eq!((narrowed.ip(), narrowed.port()), (to.ip(), was.port()));
+            assert!(
+                a.disconnect(Some(was)).unwrap(),
+                "the port is held explicitly now"
+            );
+            assert_eq!(a.local_addr().unwrap(), was);
+            a.connect(to).unwrap();
+            assert!(a.disconnect(None).unwrap());
+            assert_eq!(a.local_addr().unwrap(), was, "an explicit port survives");
+        }
     }
 
     #[tokio::test]
