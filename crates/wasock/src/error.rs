@@ -102,7 +102,8 @@ pub(crate) fn from_errno(errno: i32) -> ErrorCode {
         | libc::ENONET => ErrorCode::RemoteUnreachable,
         libc::ECONNREFUSED => ErrorCode::ConnectionRefused,
         libc::ECONNRESET | libc::EPIPE => ErrorCode::ConnectionReset,
-        libc::ECONNABORTED => ErrorCode::ConnectionAborted,
+        // accept(2): EPROTO is a pending network error on the connection being accepted.
+        libc::ECONNABORTED | libc::EPROTO => ErrorCode::ConnectionAborted,
         libc::EMSGSIZE => ErrorCode::DatagramTooLarge,
         _ => ErrorCode::Unknown,
     }
@@ -154,6 +155,7 @@ mod tests {
             (libc::ECONNREFUSED, ErrorCode::ConnectionRefused),
             (libc::ECONNRESET, ErrorCode::ConnectionReset),
             (libc::ECONNABORTED, ErrorCode::ConnectionAborted),
+            (libc::EPROTO, ErrorCode::ConnectionAborted),
             (libc::ETIMEDOUT, ErrorCode::Timeout),
             (libc::EHOSTUNREACH, ErrorCode::RemoteUnreachable),
             (libc::ENETUNREACH, ErrorCode::RemoteUnreachable),
