@@ -1,6 +1,7 @@
 //! The per-instance context an embedder builds, and the gate every guest operation passes.
 
 use crate::audit::{AuditSink, PolicyMode};
+use crate::backend::{Resolver, SystemResolver};
 use crate::gate::{Gate, Tuning};
 use crate::limits::{Accounting, Counters, Limits, Stats};
 use crate::policy::{DenyAll, Policy, Switches, WithSwitches};
@@ -41,6 +42,7 @@ pub struct WasockCtxBuilder {
     mode: PolicyMode,
     audit: Option<Arc<dyn AuditSink>>,
     instance: Option<Arc<str>>,
+    resolver: Option<Arc<dyn Resolver>>,
 }
 
 impl WasockCtxBuilder {
@@ -101,6 +103,14 @@ impl WasockCtxBuilder {
         self
     }
 
+    /// Answers the lookups the policy allows with `resolver` instead of the system's
+    /// ([`SystemResolver`]); policy, limits, lookup timeout, audit and name-bound grants apply
+    /// to its answers as to the system's.
+    pub fn resolver(mut self, resolver: impl Resolver) -> Self {
+        self.resolver = Some(Arc::new(resolver));
+        self
+    }
+
     /// Builds the context.
     pub fn build(self) -> WasockCtx {
         let policy: Arc<dyn Policy> = match (self.policy, self.switches) {
@@ -116,6 +126,7 @@ impl WasockCtxBuilder {
             self.instance.unwrap_or_else(|| "guest".into()),
             Arc::new(Accounting::new(self.limits)),
             self.tuning,
+            self.resolver.unwrap_or_else(|| Arc::new(SystemResolver)),
         );
         WasockCtx {
             gate: Arc::new(gate),

@@ -3,6 +3,7 @@
 //! [`from_errno`] is the OS → WIT table; read it side by side with the "Typical errors" lists of
 //! `wit/sockets.wit`.
 
+use crate::backend::ResolveError;
 use crate::bindings::network::ErrorCode;
 use std::fmt;
 use std::io;
@@ -132,14 +133,14 @@ pub(crate) fn connect_error(e: &io::Error) -> ErrorCode {
     }
 }
 
-/// Maps a `getaddrinfo` failure (`EAI_*`) to the spec's resolver error codes.
-pub(crate) fn from_lookup(kind: dns_lookup::LookupErrorKind) -> ErrorCode {
+/// Maps a `getaddrinfo` failure (`EAI_*`) to the resolver errors `resolve-next-address` lists
+/// (a failure to allocate may pass: temporary).
+pub(crate) fn from_lookup(kind: dns_lookup::LookupErrorKind) -> ResolveError {
     use dns_lookup::LookupErrorKind as K;
     match kind {
-        K::NoName | K::NoData | K::Family => ErrorCode::NameUnresolvable,
-        K::Again => ErrorCode::TemporaryResolverFailure,
-        K::Memory => ErrorCode::OutOfMemory,
-        _ => ErrorCode::PermanentResolverFailure,
+        K::NoName | K::NoData | K::Family => ResolveError::NoSuchName,
+        K::Again | K::Memory => ResolveError::Temporary,
+        _ => ResolveError::Permanent,
     }
 }
 

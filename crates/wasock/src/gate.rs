@@ -3,6 +3,7 @@
 //! the audit trail, and the counters.
 
 use crate::audit::{AuditEvent, AuditSink, AuditVerdict, PolicyMode};
+use crate::backend::Resolver;
 use crate::bindings::network::ErrorCode;
 use crate::limits::{Accounting, Denial};
 use crate::policy::{Action, NameBook, Policy, Protocol, Verdict};
@@ -54,6 +55,8 @@ pub(crate) struct Gate {
     instance: Arc<str>,
     pub(crate) acct: Arc<Accounting>,
     pub(crate) tuning: Tuning,
+    /// How the instance's lookups that the policy allowed are answered.
+    pub(crate) resolver: Arc<dyn Resolver>,
 }
 
 impl Gate {
@@ -64,6 +67,7 @@ impl Gate {
         instance: Arc<str>,
         acct: Arc<Accounting>,
         tuning: Tuning,
+        resolver: Arc<dyn Resolver>,
     ) -> Self {
         Gate {
             policy,
@@ -73,6 +77,7 @@ impl Gate {
             instance,
             acct,
             tuning,
+            resolver,
         }
     }
 

@@ -56,6 +56,7 @@ mod udp;
 mod wit;
 
 pub use addr::Family;
+pub use backend::{ResolveError, ResolveFuture, Resolver, SystemResolver};
 pub use command::{RunError, StoreState, TIME_SLICE, engine_config, run_command, time_slices};
 pub use ctx::{WasockCtx, WasockCtxBuilder, WasockCtxView, WasockSockets, WasockView};
 pub use error::{SocketError, SocketResult};

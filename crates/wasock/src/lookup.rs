@@ -2,7 +2,8 @@
 //!
 //! `resolve-addresses` never blocks: IP literals are answered at once (policy or not: they are
 //! checked when used), names are validated and IDNA-encoded, put to the policy, answered from a
-//! policy mapping (`name->addr`), from `/etc/hosts` in-process, or resolved in the background;
+//! policy mapping (`name->addr`), by the instance's resolver at once (the hosts file, for the
+//! system's) or in the background;
 //! `resolve-next-address` reads the results in order. What a name returned is remembered for the
 //! instance's name-bound grants.
 
@@ -53,7 +54,7 @@ impl ResolveAddressStream {
         }
         if let Some(fixed) = gate
             .mapped_name(&name)
-            .or_else(|| crate::backend::resolve_local(&name))
+            .or_else(|| gate.resolver.resolve_now(&name))
         {
             let addrs = ordered(fixed);
             gate.remember(&name, &addrs);
@@ -71,7 +72,7 @@ impl ResolveAddressStream {
         rt.spawn(async move {
             let _slot = slot;
             let timeout = crate::limits::bounded(gate.acct.limits.lookup_timeout);
-            let lookup = crate::backend::resolve(name.clone());
+            let lookup = gate.resolver.resolve(&name);
             let outcome = match tokio::time::timeout(timeout, lookup).await {
                 Ok(Ok(addrs)) => match ordered(addrs) {
                     addrs if addrs.is_empty() => Err(ErrorCode::NameUnresolvable),
@@ -80,7 +81,7 @@ impl ResolveAddressStream {
                         Ok(addrs)
                     }
                 },
-                Ok(Err(code)) => Err(code),
+                Ok(Err(e)) => Err(e.into()),
                 Err(_elapsed) => {
                     gate.acct.refused(Denial::LookupTimeout);
                     Err(ErrorCode::TemporaryResolverFailure)

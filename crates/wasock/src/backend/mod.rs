@@ -7,7 +7,8 @@
 mod datagram;
 mod hosts;
 mod os;
+mod resolve;
 
 pub(crate) use datagram::Datagram;
-pub(crate) use hosts::lookup as resolve_local;
-pub(crate) use os::{Listener, Options, RawSocket, Stream, resolve};
+pub(crate) use os::{Listener, Options, RawSocket, Stream};
+pub use resolve::{ResolveError, ResolveFuture, Resolver, SystemResolver};

@@ -4,8 +4,8 @@
 //! if `SO_REUSEADDR` were set (the WIT's implementors note).
 
 use super::datagram::Datagram;
+use super::resolve::ResolveError;
 use crate::addr::Family;
-use crate::bindings::network::ErrorCode;
 use socket2::{Domain, SockRef, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};
@@ -516,7 +516,7 @@ impl Stream {
 }
 
 /// Resolves a host name with the system resolver, on tokio's blocking pool.
-pub(crate) async fn resolve(name: String) -> Result<Vec<IpAddr>, ErrorCode> {
+pub(super) async fn resolve(name: String) -> Result<Vec<IpAddr>, ResolveError> {
     let hints = dns_lookup::AddrInfoHints {
         socktype: libc::SOCK_STREAM,
         ..Default::default()
@@ -529,6 +529,5 @@ pub(crate) async fn resolve(name: String) -> Result<Vec<IpAddr>, ErrorCode> {
             .map(|a| a.sockaddr.ip())
             .collect())
     });
-    task.await
-        .unwrap_or(Err(ErrorCode::PermanentResolverFailure))
+    task.await.unwrap_or(Err(ResolveError::Permanent))
 }
