@@ -507,3 +507,17 @@ pub fn udp_receive(
     }
     got
 }
+
+/// Sets a size option and checks it reads back as set: checks `{at}set-{name}(size)` and
+/// `{at}{name} after size`.
+#[track_caller]
+pub fn option_round_trip(
+    at: &str,
+    name: &str,
+    size: u64,
+    set: impl FnOnce(u64) -> Result<(), ErrorCode>,
+    get: impl FnOnce() -> Result<u64, ErrorCode>,
+) {
+    guest_support::expect_ok(&format!("{at}set-{name}({size})"), set(size));
+    guest_support::check_eq(&format!("{at}{name} after {size}"), get(), Ok(size));
+}

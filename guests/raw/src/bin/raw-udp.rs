@@ -688,23 +688,19 @@ fn udp_buffer_sizes_round_trip() {
         let c = |what: &str| format!("buffers({family:?}): {what}");
         let s = new_udp(&c("create"), family);
         for size in [16 * 1024, 100_000] {
-            expect_ok(
-                &c(&format!("set-receive-buffer-size({size})")),
-                s.set_receive_buffer_size(size),
+            raw::option_round_trip(
+                &c(""),
+                "receive-buffer-size",
+                size,
+                |n| s.set_receive_buffer_size(n),
+                || s.receive_buffer_size(),
             );
-            check_eq(
-                &c(&format!("receive-buffer-size after {size}")),
-                s.receive_buffer_size(),
-                Ok(size),
-            );
-            expect_ok(
-                &c(&format!("set-send-buffer-size({size})")),
-                s.set_send_buffer_size(size),
-            );
-            check_eq(
-                &c(&format!("send-buffer-size after {size}")),
-                s.send_buffer_size(),
-                Ok(size),
+            raw::option_round_trip(
+                &c(""),
+                "send-buffer-size",
+                size,
+                |n| s.set_send_buffer_size(n),
+                || s.send_buffer_size(),
             );
         }
     }
