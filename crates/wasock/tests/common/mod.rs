@@ -11,6 +11,7 @@ pub mod reference;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -89,35 +90,60 @@ pub fn spawn(path: &str, args: &[&str], sockets: WasockCtx) -> Running {
     spawn_env(path, args, &[], sockets)
 }
 
+/// What a guest gets on either host: its compiled component, stdout and stderr captured, and
+/// a WASI context builder holding its arguments (argv[0] is the guest's name) and `env`.
+pub struct GuestIo {
+    pub name: String,
+    pub component: Component,
+    pub stdout: MemoryOutputPipe,
+    pub stderr: MemoryOutputPipe,
+    pub wasi: wasmtime_wasi::WasiCtxBuilder,
+}
+
+impl GuestIo {
+    pub fn new(path: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let name = guest_name(path).to_string();
+        let stdout = MemoryOutputPipe::new(PIPE_CAPACITY);
+        let stderr = MemoryOutputPipe::new(PIPE_CAPACITY);
+        let mut argv = vec![name.clone()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let mut wasi = WasiCtx::builder();
+        wasi.args(&argv)
+            .envs(env)
+            .stdout(stdout.clone())
+            .stderr(stderr.clone());
+        GuestIo {
+            name,
+            component: component(path),
+            stdout,
+            stderr,
+            wasi,
+        }
+    }
+
+    /// The guest running as `run`, its output captured.
+    pub fn running(self, run: impl Future<Output = Outcome> + Send + 'static) -> Running {
+        Running {
+            name: self.name,
+            handle: tokio::spawn(run),
+            stdout: self.stdout,
+            stderr: self.stderr,
+        }
+    }
+}
+
 /// [`spawn`] with the environment variables `env`.
 pub fn spawn_env(path: &str, args: &[&str], env: &[(&str, &str)], sockets: WasockCtx) -> Running {
-    let name = guest_name(path).to_string();
-    let component = component(path);
-    let stdout = MemoryOutputPipe::new(PIPE_CAPACITY);
-    let stderr = MemoryOutputPipe::new(PIPE_CAPACITY);
-    let mut argv = vec![name.clone()];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    let wasi: WasiCtx = WasiCtx::builder()
-        .args(&argv)
-        .envs(env)
-        .stdout(stdout.clone())
-        .stderr(stderr.clone())
-        .build();
-    let state = StoreState::new(wasi, sockets);
-    let linker = linker();
-    let handle = tokio::spawn(async move {
+    let mut io = GuestIo::new(path, args, env);
+    let state = StoreState::new(io.wasi.build(), sockets);
+    let (linker, component) = (linker(), io.component.clone());
+    io.running(async move {
         match wasock::run_command(engine(), &linker, &component, state).await {
             Ok(code) => Outcome::Exit(code),
             Err(RunError::Trap(e)) => Outcome::Trap(format!("{e:?}")),
             Err(e) => Outcome::Error(format!("{e}\n{e:?}")),
         }
-    });
-    Running {
-        name,
-        handle,
-        stdout,
-        stderr,
-    }
+    })
 }
 
 impl Running {

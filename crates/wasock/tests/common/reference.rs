@@ -12,11 +12,10 @@ use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{Host as _, ResolveAddressStream};
 use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, Network};
 use wasmtime_wasi::p2::bindings::{CommandPre, LinkOptions};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::sockets::WasiSocketsView as _;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
-use super::{Outcome, PIPE_CAPACITY, Running, component, engine, guest_name};
+use super::{GuestIo, Outcome, Running, engine};
 
 /// Store data of a reference run.
 pub struct Reference {
@@ -98,17 +97,9 @@ fn no_dns(name: String) -> String {
 /// Starts the guest at `path` on the reference with `args` (argv[0] is the guest's name)
 /// and the environment `env`.
 pub fn spawn_reference(path: &str, args: &[&str], env: &[(&str, &str)]) -> Running {
-    let name = guest_name(path).to_string();
-    let component = component(path);
-    let stdout = MemoryOutputPipe::new(PIPE_CAPACITY);
-    let stderr = MemoryOutputPipe::new(PIPE_CAPACITY);
-    let mut argv = vec![name.clone()];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    let ctx = WasiCtx::builder()
-        .args(&argv)
-        .envs(env)
-        .stdout(stdout.clone())
-        .stderr(stderr.clone())
+    let mut io = GuestIo::new(path, args, env);
+    let ctx = io
+        .wasi
         .inherit_network()
         .allow_tcp(true)
         .allow_udp(true)
@@ -118,8 +109,8 @@ pub fn spawn_reference(path: &str, args: &[&str], env: &[(&str, &str)]) -> Runni
         ctx,
         table: ResourceTable::new(),
     };
-    let linker = reference_linker();
-    let handle = tokio::spawn(async move {
+    let (linker, component) = (reference_linker(), io.component.clone());
+    io.running(async move {
         // What `wasock::run_command` does, with this store type.
         let pre = match linker.instantiate_pre(&component).and_then(CommandPre::new) {
             Ok(pre) => pre,
@@ -140,11 +131,5 @@ pub fn spawn_reference(path: &str, args: &[&str], env: &[(&str, &str)]) -> Runni
                 None => Outcome::Trap(format!("{e:?}")),
             },
         }
-    });
-    Running {
-        name,
-        handle,
-        stdout,
-        stderr,
-    }
+    })
 }
