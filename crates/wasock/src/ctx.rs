@@ -3,7 +3,7 @@
 use crate::audit::{AuditSink, PolicyMode};
 use crate::backend::{Resolver, SystemResolver};
 use crate::gate::{Gate, Tuning};
-use crate::limits::{Accounting, Counters, Limits, Stats};
+use crate::limits::{Counters, Limits, Stats};
 use crate::policy::{DenyAll, Policy, Switches, WithSwitches};
 use std::sync::Arc;
 use wasmtime::component::{HasData, ResourceTable};
@@ -23,12 +23,12 @@ impl WasockCtx {
 
     /// The instance's counters now.
     pub fn stats(&self) -> Stats {
-        self.gate.acct.stats()
+        self.gate.stats()
     }
 
     /// A handle on the instance's counters that stays valid after the store is dropped.
     pub fn counters(&self) -> Counters {
-        Counters(self.gate.acct.clone())
+        self.gate.counters()
     }
 }
 
@@ -124,7 +124,7 @@ impl WasockCtxBuilder {
             self.mode,
             self.audit,
             self.instance.unwrap_or_else(|| "guest".into()),
-            Arc::new(Accounting::new(self.limits)),
+            self.limits,
             self.tuning,
             self.resolver.unwrap_or_else(|| Arc::new(SystemResolver)),
         );

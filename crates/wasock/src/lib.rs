@@ -7,7 +7,8 @@
 //! - the state machines: `tcp`, `udp`, `lookup`, written once over
 //! - the backend seam `backend` (OS sockets today);
 //! - `addr` (address rules), `error` (OS → `error-code` table), [`policy`] (the decisions),
-//!   `gate` (the one decision and accounting point: policy, name book, [`audit`], [`limits`]),
+//!   `gate` (the one decision and accounting point: policy, name book, [`audit`], [`limits`],
+//!   and the `clock` that times and runs the host's waits),
 //!   and [`WasockCtx`] that configures them per instance.
 //!
 //! # Embedding
@@ -41,6 +42,7 @@ pub mod audit;
 mod backend;
 #[allow(missing_docs)]
 pub mod bindings;
+mod clock;
 mod command;
 mod ctx;
 mod error;

@@ -10,7 +10,6 @@
 use crate::addr;
 use crate::bindings::network::ErrorCode;
 use crate::gate::Gate;
-use crate::limits::Denial;
 use crate::policy::Action;
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -60,35 +59,37 @@ impl ResolveAddressStream {
             gate.remember(&name, &addrs);
             return Ok(Self::done(addrs));
         }
-        let Some(slot) = gate.acct.start_lookup() else {
-            gate.acct.refused(Denial::LookupLimit);
-            return Ok(ResolveAddressStream {
-                state: Lookup::Failed(ErrorCode::TemporaryResolverFailure),
-            });
+        let slot = match gate.start_lookup() {
+            Ok(slot) => slot,
+            Err(code) => {
+                return Ok(ResolveAddressStream {
+                    state: Lookup::Failed(code),
+                });
+            }
         };
         let (tx, rx) = watch::channel(None);
-        let rt = tokio::runtime::Handle::try_current().map_err(|_| ErrorCode::Unknown)?;
-        let gate = gate.clone();
-        rt.spawn(async move {
-            let _slot = slot;
-            let timeout = crate::limits::bounded(gate.acct.limits.lookup_timeout);
-            let lookup = gate.resolver.resolve(&name);
-            let outcome = match tokio::time::timeout(timeout, lookup).await {
-                Ok(Ok(addrs)) => match ordered(addrs) {
-                    addrs if addrs.is_empty() => Err(ErrorCode::NameUnresolvable),
-                    addrs => {
-                        gate.remember(&name, &addrs);
-                        Ok(addrs)
-                    }
-                },
-                Ok(Err(e)) => Err(e.into()),
-                Err(_elapsed) => {
-                    gate.acct.refused(Denial::LookupTimeout);
-                    Err(ErrorCode::TemporaryResolverFailure)
-                }
-            };
-            let _ = tx.send(Some(outcome));
-        });
+        let task = {
+            let gate = gate.clone();
+            async move {
+                let _slot = slot;
+                let lookup = gate.resolver.resolve(&name);
+                let outcome = match gate.lookup_within(lookup).await {
+                    Ok(Ok(addrs)) => match ordered(addrs) {
+                        addrs if addrs.is_empty() => Err(ErrorCode::NameUnresolvable),
+                        addrs => {
+                            gate.remember(&name, &addrs);
+                            Ok(addrs)
+                        }
+                    },
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(code) => Err(code),
+                };
+                let _ = tx.send(Some(outcome));
+            }
+        };
+        if !gate.spawn(task) {
+            return Err(ErrorCode::Unknown);
+        }
         Ok(ResolveAddressStream {
             state: Lookup::Pending(rx),
         })

@@ -77,9 +77,9 @@ impl UdpSocket {
         gate.check(Action::Create {
             proto: Protocol::Udp,
         })?;
-        let slot = gate.acct.open_socket(Protocol::Udp)?;
-        let sock = RawSocket::udp(family)
-            .map_err(|e| crate::error::create_error(&gate.acct.host_error(e)))?;
+        let slot = gate.open_socket(Protocol::Udp)?;
+        let sock =
+            RawSocket::udp(family).map_err(|e| crate::error::create_error(&gate.host_error(e)))?;
         Ok(UdpSocket {
             family,
             state: State::Unbound(sock),
@@ -298,13 +298,13 @@ impl IncomingDatagramStream {
         let want = max.min(MAX_RECEIVE_BATCH) as usize;
         let mut out = Vec::new();
         let (shared, remote) = (&*self.shared, self.remote);
-        let acct = &shared.gate.acct;
+        let gate = &shared.gate;
         let mut bytes = 0;
         // One policy decision per sender and call.
         let mut decided: Option<(SocketAddr, bool)> = None;
         // Dropped datagrams count too, so a flood of refused senders cannot hold the call.
         let mut budget = want * 4;
-        while out.len() < want && budget > 0 && acct.allowance(Way::In, 1) > 0 {
+        while out.len() < want && budget > 0 && gate.allowance(Way::In, 1) > 0 {
             let ask = (want - out.len()).min(budget);
             let got = shared.sock.try_recv_many(ask, &mut |from, data| {
                 if remote.is_some_and(|r| r != from) {
@@ -314,7 +314,7 @@ impl IncomingDatagramStream {
                     Some((peer, allowed)) if peer == from => allowed,
                     _ => {
                         let local = shared.local;
-                        let check = shared.gate.check(Action::Receive { local, peer: from });
+                        let check = gate.check(Action::Receive { local, peer: from });
                         decided = Some((from, check.is_ok()));
                         check.is_ok()
                     }
@@ -322,7 +322,7 @@ impl IncomingDatagramStream {
                 if !allowed {
                     return;
                 }
-                acct.spend(Way::In, data.len());
+                gate.spend(Way::In, data.len());
                 bytes += data.len();
                 out.push(IncomingDatagram {
                     data: data.to_vec(),
@@ -377,11 +377,11 @@ impl OutgoingDatagramStream {
         if self.blocked {
             self.blocked = !self.shared.sock.send_ready();
         }
-        let out_of_bandwidth = self.shared.gate.acct.allowance(Way::Out, 1) == 0;
+        let out_of_bandwidth = self.shared.gate.allowance(Way::Out, 1) == 0;
         self.permit = if self.blocked || out_of_bandwidth {
             0
         } else {
-            self.shared.gate.tuning.udp_send_permits
+            self.shared.gate.udp_send_permits()
         };
         Ok(self.permit)
     }
@@ -401,8 +401,8 @@ impl OutgoingDatagramStream {
             return Err(ErrorCode::InvalidState.into());
         }
         // Every datagram is checked before any is sent; a bad one ends the batch before it.
-        let acct = &self.shared.gate.acct;
-        let budget = acct.allowance(Way::Out, usize::MAX);
+        let gate = &self.shared.gate;
+        let budget = gate.allowance(Way::Out, usize::MAX);
         let (mut batch, mut planned, mut refused) = (Vec::with_capacity(datagrams.len()), 0, None);
         let mut granted = None;
         for d in &datagrams {
@@ -425,7 +425,7 @@ impl OutgoingDatagramStream {
             false => self.shared.sock.try_send_many(&batch),
         };
         let bytes = batch[..sent].iter().map(|(_, d)| d.len()).sum();
-        acct.spend(Way::Out, bytes);
+        gate.spend(Way::Out, bytes);
         self.shared.meter.datagrams_out(sent, bytes);
         let failed = match failed {
             Some(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -487,12 +487,12 @@ impl Pollable for DatagramReadiness {
         if !self.shared.is_current(self.generation) {
             return;
         }
-        let acct = &self.shared.gate.acct;
+        let gate = &self.shared.gate;
         if self.send {
-            acct.refill(Way::Out).await;
+            gate.refill(Way::Out).await;
             self.shared.sock.writable().await
         } else if lock(&self.shared.deferred).is_none() {
-            acct.refill(Way::In).await;
+            gate.refill(Way::In).await;
             self.shared.sock.readable().await
         }
     }

@@ -12,7 +12,7 @@ use crate::backend::{Listener, Options, RawSocket};
 use crate::bindings::network::{ErrorCode, IpSocketAddress};
 use crate::error::{SocketResult, connect_error};
 use crate::gate::{Gate, PortMap};
-use crate::limits::{Denial, SocketSlot};
+use crate::limits::SocketSlot;
 use crate::network::NetworkId;
 use crate::options;
 use crate::policy::{Action, Protocol};
@@ -76,9 +76,9 @@ impl TcpSocket {
         gate.check(Action::Create {
             proto: Protocol::Tcp,
         })?;
-        let slot = gate.acct.open_socket(Protocol::Tcp)?;
-        let sock = RawSocket::tcp(family)
-            .map_err(|e| crate::error::create_error(&gate.acct.host_error(e)))?;
+        let slot = gate.open_socket(Protocol::Tcp)?;
+        let sock =
+            RawSocket::tcp(family).map_err(|e| crate::error::create_error(&gate.host_error(e)))?;
         Ok(Self::with_state(gate, family, State::Unbound(sock), slot))
     }
 
@@ -217,7 +217,7 @@ impl TcpSocket {
             Ok(stream) => {
                 self.slot.meter().set_remote(Some(remote));
                 let conn = Conn::new(stream, self.slot.meter());
-                let deadline = self.gate.acct.limits.connect_deadline(Instant::now());
+                let deadline = self.gate.connect_deadline();
                 self.set_wait(Wait::Connect(Arc::downgrade(&conn), deadline));
                 self.state = State::ConnectInProgress(conn, deadline);
             }
@@ -231,8 +231,7 @@ impl TcpSocket {
     pub(crate) fn finish_connect(&mut self) -> SocketResult<StreamPair> {
         match std::mem::replace(&mut self.state, State::Closed) {
             State::ConnectInProgress(conn, deadline) => match conn.io().try_connected() {
-                Poll::Pending if deadline.is_some_and(|d| Instant::now() >= d) => {
-                    self.gate.acct.refused(Denial::ConnectTimeout);
+                Poll::Pending if self.gate.connect_timed_out(deadline) => {
                     self.set_wait(Wait::Nothing);
                     Err(ErrorCode::Timeout.into())
                 }
@@ -242,7 +241,7 @@ impl TcpSocket {
                 }
                 Poll::Ready(Ok(())) => {
                     self.set_wait(Wait::Nothing);
-                    let _ = conn.io().set_nodelay(self.gate.tuning.tcp_nodelay);
+                    let _ = conn.io().set_nodelay(self.gate.tcp_nodelay());
                     if let Ok(local) = conn.io().local_addr() {
                         self.slot.meter().set_local(self.ports.to_guest(local));
                     }
@@ -276,7 +275,7 @@ impl TcpSocket {
         let State::Bound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("state checked above");
         };
-        match sock.listen(self.backlog.min(self.gate.acct.limits.max_backlog)) {
+        match sock.listen(self.gate.backlog(self.backlog)) {
             Ok(listener) => {
                 self.state = State::ListenInProgress(Arc::new(listener));
                 Ok(())
@@ -309,12 +308,8 @@ impl TcpSocket {
         };
         let local = self.ports.to_guest(listener.local_addr()?);
         for _ in 0..ACCEPT_ATTEMPTS {
-            if self.gate.acct.at_socket_limit() {
-                return Err(ErrorCode::NewSocketLimit.into());
-            }
-            let next = listener
-                .try_accept()
-                .map_err(|e| self.gate.acct.host_error(e));
+            self.gate.may_accept()?;
+            let next = listener.try_accept().map_err(|e| self.gate.host_error(e));
             let Some((stream, peer)) = next? else {
                 break;
             };
@@ -322,10 +317,10 @@ impl TcpSocket {
                 stream.reset();
                 continue;
             }
-            let slot = self.gate.acct.open_socket(Protocol::Tcp)?;
+            let slot = self.gate.open_socket(Protocol::Tcp)?;
             slot.meter().set_local(local);
             slot.meter().set_remote(Some(peer));
-            let _ = stream.set_nodelay(self.gate.tuning.tcp_nodelay);
+            let _ = stream.set_nodelay(self.gate.tcp_nodelay());
             let conn = Conn::new(stream, slot.meter());
             let pair = Conn::streams(&conn);
             let mut sock = Self::with_state(&self.gate, self.family, State::Connected(conn), slot);
@@ -379,7 +374,7 @@ impl TcpSocket {
                 Ok(())
             }
             State::ListenInProgress(l) | State::Listening(l) => {
-                l.set_backlog(value.min(self.gate.acct.limits.max_backlog))?;
+                l.set_backlog(self.gate.backlog(value))?;
                 self.backlog = value;
                 Ok(())
             }
@@ -491,12 +486,7 @@ impl Pollable for TcpReadiness {
             Wait::Nothing => {}
             Wait::Connect(conn, deadline) => {
                 if let Some(conn) = conn.upgrade() {
-                    match deadline {
-                        Some(d) => {
-                            let _ = tokio::time::timeout_at(d.into(), conn.io().connected()).await;
-                        }
-                        None => conn.io().connected().await,
-                    }
+                    let _ = conn.gate().within(deadline, conn.io().connected()).await;
                 }
             }
             Wait::Accept(listener) => {
@@ -518,4 +508,62 @@ fn idle_connection_stays_small() {
     assert!(size_of::<Conn>() <= 48, "{}", size_of::<Conn>());
     assert!(size_of::<TcpWriter>() <= 16, "{}", size_of::<TcpWriter>());
     assert!(size_of::<crate::limits::Meter>() <= 112);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::gate::test_gate_on;
+    use crate::limits::{Denial, Limits};
+    use std::time::Duration;
+
+    /// A listener whose queue holds one connection, so that later SYNs are dropped.
+    fn full_listener() -> (socket2::Socket, IpSocketAddress) {
+        let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        l.bind(&any.into()).unwrap();
+        l.listen(1).unwrap();
+        let addr = l.local_addr().unwrap().as_socket().unwrap();
+        (l, addr::from_std(addr))
+    }
+
+    /// The connect timeout runs on the gate's clock: a connect that cannot complete times out
+    /// when that clock passes the deadline, and its pollable wakes then, with no real wait.
+    #[tokio::test]
+    async fn a_connect_times_out_on_the_gate_clock() {
+        let (clock, hand) = ManualClock::new();
+        let limits = Limits {
+            connect_timeout: Some(Duration::from_secs(60)),
+            ..Limits::default()
+        };
+        let gate = test_gate_on(limits, clock);
+        let (_listener, remote) = full_listener();
+        let mut held = Vec::new();
+        let stuck = loop {
+            assert!(held.len() < 16, "every connect to a full queue completed");
+            let mut sock = TcpSocket::new(&gate, Family::Ipv4).unwrap();
+            sock.start_connect(NetworkId::DEFAULT, remote).unwrap();
+            let mut ready = sock.readiness();
+            let _ = tokio::time::timeout(Duration::from_millis(100), ready.ready()).await;
+            match sock.finish_connect() {
+                Err(crate::SocketError::Code(ErrorCode::WouldBlock)) => break sock,
+                done => held.push((done.unwrap(), sock)),
+            }
+        };
+        let mut sock = stuck;
+        let mut readiness = sock.readiness();
+        let waiting = tokio::spawn(async move { readiness.ready().await });
+        tokio::task::yield_now().await;
+        hand.advance(Duration::from_secs(60));
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("the pollable wakes at the deadline")
+            .unwrap();
+        assert!(matches!(
+            sock.finish_connect(),
+            Err(crate::SocketError::Code(ErrorCode::Timeout))
+        ));
+        assert_eq!(gate.stats().denied_by[&Denial::ConnectTimeout], 1);
+    }
 }

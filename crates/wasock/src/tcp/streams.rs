@@ -3,9 +3,13 @@
 //! Both streams and the socket share one [`Conn`]; the connection closes when the last of the
 //! three is dropped. Dropping the socket first leaves its streams working; dropping a stream
 //! sends nothing (no implicit shutdown).
+//!
+//! The streams reach the instance's gate (bandwidth caps, write grants, the clock, background
+//! tasks) through the socket's meter, and only so: [`Conn::gate`].
 
 use crate::backend::Stream;
-use crate::limits::{Accounting, SocketMeter, Way};
+use crate::gate::Gate;
+use crate::limits::{SocketMeter, Way};
 use bytes::{Bytes, BytesMut};
 use std::io;
 use std::net::Shutdown;
@@ -46,9 +50,9 @@ impl Conn {
         })
     }
 
-    /// The instance's accounting (bandwidth caps, the write budget).
-    fn acct(&self) -> &Accounting {
-        self.meter.acct()
+    /// The instance's gate, by way of the socket's meter.
+    pub(super) fn gate(&self) -> &Gate {
+        self.meter.gate()
     }
 
     pub(super) fn io(&self) -> &Stream {
@@ -139,28 +143,28 @@ impl Conn {
     fn deliver_in_background(this: &Arc<Self>, then_fin: bool) {
         let conn = this.clone();
         let deliver = async move {
-            let _ = tokio::time::timeout(LINGER, async {
-                loop {
-                    conn.push_pending();
-                    if conn.settled() {
-                        return;
+            let gate = conn.gate();
+            let until = gate.deadline_in(LINGER);
+            let _ = gate
+                .within(until, async {
+                    loop {
+                        conn.push_pending();
+                        if conn.settled() {
+                            return;
+                        }
+                        conn.stream.writable().await;
                     }
-                    conn.stream.writable().await;
-                }
-            })
-            .await;
+                })
+                .await;
             if then_fin {
                 let _ = conn.stream.shutdown(Shutdown::Write);
             }
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn(deliver)),
-            // No runtime to wait on: what the kernel takes now is all that goes.
-            Err(_) => {
-                this.push_pending();
-                if then_fin {
-                    let _ = this.stream.shutdown(Shutdown::Write);
-                }
+        // No executor to wait on: what the kernel takes now is all that goes.
+        if !this.gate().spawn(deliver) {
+            this.push_pending();
+            if then_fin {
+                let _ = this.stream.shutdown(Shutdown::Write);
             }
         }
     }
@@ -179,8 +183,8 @@ impl InputStream for TcpReader {
         if size == 0 {
             return Ok(Bytes::new());
         }
-        let acct = self.conn.acct();
-        let want = acct.allowance(Way::In, size.min(MAX_READ));
+        let gate = self.conn.gate();
+        let want = gate.allowance(Way::In, size.min(MAX_READ));
         if want == 0 {
             return Ok(Bytes::new());
         }
@@ -189,7 +193,7 @@ impl InputStream for TcpReader {
             Ok(0) => Err(StreamError::Closed),
             Ok(n) => {
                 self.conn.meter.bytes_in(n);
-                acct.spend(Way::In, n);
+                gate.spend(Way::In, n);
                 Ok(buf.freeze())
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
@@ -202,7 +206,7 @@ impl InputStream for TcpReader {
 impl Pollable for TcpReader {
     async fn ready(&mut self) {
         if !self.conn.stream.read_closed() {
-            self.conn.acct().refill(Way::In).await;
+            self.conn.gate().refill(Way::In).await;
             self.conn.stream.readable().await;
         }
     }
@@ -237,7 +241,7 @@ impl OutputStream for TcpWriter {
         }
         self.permit -= bytes.len();
         self.conn.meter.bytes_out(bytes.len());
-        self.conn.acct().spend(Way::Out, bytes.len());
+        self.conn.gate().spend(Way::Out, bytes.len());
         if self.conn.has_pending() {
             self.conn.hold(bytes);
             return Ok(());
@@ -268,8 +272,7 @@ impl OutputStream for TcpWriter {
         self.permit = if self.conn.has_pending() {
             0
         } else {
-            let acct = self.conn.acct();
-            acct.allowance(Way::Out, acct.limits.write_buffer.max(1))
+            self.conn.gate().write_grant()
         };
         Ok(self.permit)
     }
@@ -284,7 +287,7 @@ impl Pollable for TcpWriter {
             }
             self.conn.push_pending();
             if self.conn.settled() {
-                return self.conn.acct().refill(Way::Out).await;
+                return self.conn.gate().refill(Way::Out).await;
             }
             self.conn.stream.writable().await;
         }
