@@ -398,8 +398,13 @@ mod tests {
         let mut refill = pin!(gate.refill(Way::Out));
         assert!(poll_once(refill.as_mut()).is_pending());
         hand.advance(SEC / 100);
+        assert!(
+            poll_once(refill.as_mut()).is_pending(),
+            "less than a quantum (20 bytes)"
+        );
+        hand.advance(SEC / 100);
         assert!(poll_once(refill.as_mut()).is_ready());
-        assert_eq!(gate.allowance(Way::Out, usize::MAX), 10);
+        assert_eq!(gate.allowance(Way::Out, usize::MAX), 20);
         hand.advance(10 * SEC);
         assert_eq!(gate.write_grant(), 1000, "one second's worth at most");
         assert!(poll_once(pin!(gate.refill(Way::In))).is_ready());

@@ -50,19 +50,27 @@ impl Bandwidth {
     }
 }
 
-/// A token bucket of bytes: refills at `rate` per second up to one second's worth.
+/// A token bucket of bytes: refills at `rate` per second up to one second's worth, handed out
+/// in chunks of at least a quantum (a fiftieth of a second's worth, at most 64 KiB): a capped
+/// guest is woken some fifty times a second, not once per byte.
 #[derive(Debug)]
 pub(crate) struct Bucket {
     rate: f64,
+    /// The least that is granted (or less, when less is asked for) and waited for.
+    quantum: f64,
     /// Tokens, as of the instant.
     state: Mutex<(f64, Instant)>,
 }
+
+/// Most bytes a bucket waits for before waking its waiter.
+const MAX_QUANTUM: f64 = 64.0 * 1024.0;
 
 impl Bucket {
     fn new(rate: u64, now: Instant) -> Self {
         let rate = rate.max(1) as f64;
         Bucket {
             rate,
+            quantum: (rate / 50.0).clamp(1.0, MAX_QUANTUM),
             state: Mutex::new((rate, now)),
         }
     }
@@ -76,9 +84,14 @@ impl Bucket {
         s
     }
 
-    /// Whole bytes available at `now`, at most `want`.
+    /// Whole bytes available at `now`, at most `want`; none while fewer than a quantum (or
+    /// than `want`, if smaller) have accrued.
     pub(crate) fn available(&self, want: usize, now: Instant) -> usize {
-        (self.refilled(now).0.max(0.0) as usize).min(want)
+        let tokens = self.refilled(now).0;
+        if tokens < self.quantum.min(want as f64) {
+            return 0;
+        }
+        (tokens as usize).min(want)
     }
 
     /// Spends `n` bytes at `now` (the balance may go negative: a datagram is never split).
@@ -86,13 +99,13 @@ impl Bucket {
         self.refilled(now).0 -= n as f64;
     }
 
-    /// How long after `now` until at least one byte is available.
+    /// How long after `now` until a quantum is available.
     pub(crate) fn wait(&self, now: Instant) -> Duration {
         let tokens = self.refilled(now).0;
-        if tokens >= 1.0 {
+        if tokens >= self.quantum {
             Duration::ZERO
         } else {
-            secs_to_wait((1.0 - tokens) / self.rate)
+            secs_to_wait((self.quantum - tokens) / self.rate)
         }
     }
 }
@@ -111,9 +124,14 @@ mod tests {
         assert_eq!(b.available(5000, t0), 1000);
         b.spend(1000, t0);
         assert_eq!(b.available(5000, t0), 0);
-        assert!(b.wait(t0).abs_diff(MS) < Duration::from_micros(1));
+        assert!(
+            b.wait(t0).abs_diff(20 * MS) < Duration::from_micros(1),
+            "a quantum: 20 bytes"
+        );
+        assert_eq!(b.available(5000, t0 + 10 * MS), 0, "less than a quantum");
+        assert_eq!(b.available(5, t0 + 10 * MS), 5, "unless less is asked for");
         assert_eq!(b.available(5000, t0 + 20 * MS), 20);
-        assert_eq!(b.wait(t0 + 20 * MS), Duration::ZERO);
+        assert_eq!(b.wait(t0 + 40 * MS), Duration::ZERO);
         assert_eq!(
             b.available(5000, t0 + 5000 * MS),
             1000,
@@ -127,7 +145,7 @@ mod tests {
         let b = Bucket::new(1000, t0 + 10 * MS);
         b.spend(1000, t0 + 10 * MS);
         assert_eq!(b.available(5000, t0), 0);
-        assert_eq!(b.available(5000, t0 + 12 * MS), 2);
+        assert_eq!(b.available(2, t0 + 12 * MS), 2);
     }
 
     #[test]
