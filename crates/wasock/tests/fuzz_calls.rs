@@ -4,17 +4,26 @@
 //!
 //! After every call it checks: no panic; a trap only where the WIT allows one (send or write
 //! over the permit, a stream dropped before its pollable) or for a dead/foreign handle (which
-//! must trap); every error code in the function's documented set plus the always-possible
-//! ones; and the state invariants a caller can observe (`local-address` only once bound,
-//! `is-listening` only after `finish-listen`, `remote-address` only when connected, only the
-//! newest datagram stream pair working, a literal lookup answering itself, ...). After each
-//! case it drops every resource (in random order) and checks that the resource table is empty,
-//! no socket is counted open, and the process's fd count is back to its baseline.
+//! must trap); every error code is one that wasock can return for that call here (the sets
+//! below: never `unknown`, which would be an unmapped errno, and never `access-denied`, as
+//! every case runs under allow-all with the default limits), and where the state decides the
+//! outcome, the one code it decides; and the state invariants a caller can observe
+//! (`local-address` only once bound, `is-listening` only after `finish-listen`,
+//! `remote-address` only when connected, only the newest datagram stream pair working, a
+//! literal lookup answering itself, ...). After each case it drops every resource (in random
+//! order) and checks that the resource table is empty, no socket is counted open, and the
+//! process's fd count is back to its baseline.
 //!
 //! Addresses: only loopback (127.0.0.1, ::1) with port 0 or the port of a socket alive in the
-//! same case are ever valid connect/send targets; unspecified, multicast, broadcast, IPv4-mapped
-//! and wrong-family addresses are sent as invalid inputs, which the host must refuse before any
-//! syscall (checked: they must come back as `invalid-argument`).
+//! same case are ever valid connect/send targets; unspecified, IPv4-mapped, wrong-family and
+//! (for TCP) multicast and broadcast addresses are sent as invalid inputs, which the host must
+//! refuse before any syscall (checked: they must come back as `invalid-argument`). UDP has no
+//! "unicast" rule: a multicast or broadcast address is a valid UDP destination that the kernel
+//! would really send to, so UDP destinations (`stream`'s peer, `send`'s `remote-address`) are
+//! never multicast, broadcast or anything but loopback, unspecified or IPv4-mapped loopback
+//! (checked before each such call); multicast and broadcast addresses are only *bound* to by
+//! UDP sockets (which sends nothing; the socket's datagrams to loopback still leave from a
+//! loopback source).
 //!
 //! Environment: `WASOCK_FUZZ_CASES` (default 300), `WASOCK_FUZZ_STEPS` (calls per case, default
 //! 60), `WASOCK_FUZZ_SECS` (run cases until this many seconds passed, instead of a count),
@@ -71,38 +80,76 @@ const DEFAULT_STEPS: usize = 60;
 const FD_SETTLE: Duration = Duration::from_secs(10);
 /// Upper bound for any single awaited call (poll, blocking read/flush).
 const MAX_WAIT_MS: u64 = 25;
+/// Longest wait on a pollable that must resolve: a loopback connect, a pending connection,
+/// a lookup of `localhost`.
+const PAIR_WAIT: Duration = Duration::from_secs(5);
 
-/// Error codes any socket call may return (`network.wit`'s generic list, plus the socket
-/// limit the brief counts as always possible).
-const ALWAYS: &[E] = &[
-    E::Unknown,
-    E::AccessDenied,
-    E::NotSupported,
-    E::OutOfMemory,
+// Error codes per call: what wasock can return here, read from `src/error.rs` (errno -> code)
+// and the state machines, not the WIT's catch-all list ("any function may return `unknown`,
+// `access-denied`, `not-supported`, `out-of-memory`, `concurrency-conflict`"). In particular:
+// - `unknown` is never accepted: it means an errno (or a non-OS error) wasock does not map.
+//   wasock's own `unknown`s are for running outside a tokio runtime, which never happens here.
+// - `access-denied` is never accepted: every case runs under allow-all with the default limits,
+//   so neither the policy nor a limit refuses anything, and no target (loopback, ports of live
+//   sockets, or port 0) can draw `EACCES`/`EPERM` from the kernel.
+// - `concurrency-conflict` only from a `start-*` made while another asynchronous operation of
+//   the socket is under way (TCP: bind, listen or connect started and not finished, a connect
+//   that failed at once included; UDP: a started bind), which wasock checks first, before the
+//   state's other rules and the arguments (the WIT; as stock wasmtime-wasi). `EALREADY` is
+//   otherwise unreachable: the state machines refuse a second operation before any syscall.
+// - `new-socket-limit` only where a socket is made (`create-*`, `accept`): the instance's
+//   1024 sockets are out of reach, the host's fd limit is not (environment).
+// - `out-of-memory` (`ENOMEM`, `ENOBUFS`) only where a syscall allocates: socket creation,
+//   `accept`, a reactor registration (TCP `start-listen`, UDP `finish-bind`), datagram sends
+//   (reachable here too: see `send`) and receives.
+
+/// Kernel memory: allowed on calls whose syscalls allocate (see above).
+const OOM: E = E::OutOfMemory;
+
+/// `create-tcp-socket` / `create-udp-socket`: no IPv6 on the host (`EAFNOSUPPORT`), the
+/// host's fd limit, kernel memory.
+const CREATE_ERRORS: &[E] = &[E::NotSupported, E::NewSocketLimit, OOM];
+
+/// `start-bind` (TCP and UDP): an operation in progress, the state check, the argument rules,
+/// then `bind(2)`.
+const START_BIND_ERRORS: &[E] = &[
     E::ConcurrencyConflict,
-    E::NewSocketLimit,
-];
-
-const CONNECT_ERRORS: &[E] = &[
-    E::InvalidArgument,
-    E::InvalidState,
-    E::Timeout,
-    E::ConnectionRefused,
-    E::ConnectionReset,
-    E::ConnectionAborted,
-    E::RemoteUnreachable,
-    E::AddressInUse,
-    E::NotInProgress,
-    E::WouldBlock,
-];
-
-const BIND_ERRORS: &[E] = &[
     E::InvalidArgument,
     E::InvalidState,
     E::AddressInUse,
     E::AddressNotBindable,
+];
+
+/// TCP `finish-bind`: the bind happened in `start-bind`; nothing to wait for.
+const TCP_FINISH_BIND_ERRORS: &[E] = &[E::NotInProgress];
+
+/// UDP `finish-bind`: also registers the socket with the reactor.
+const UDP_FINISH_BIND_ERRORS: &[E] = &[E::NotInProgress, OOM];
+
+/// `start-connect`: an operation in progress, the state check and the argument rules;
+/// `connect(2)`'s own failures are reported by `finish-connect`.
+const START_CONNECT_ERRORS: &[E] = &[E::ConcurrencyConflict, E::InvalidArgument, E::InvalidState];
+
+/// `start-listen`: an operation in progress, the state check; `listen(2)` fails with
+/// `EADDRINUSE` when another socket bound the same port by `SO_REUSEADDR` listens; registering
+/// with the reactor may find no memory.
+const START_LISTEN_ERRORS: &[E] = &[
+    E::ConcurrencyConflict,
+    E::InvalidState,
+    E::AddressInUse,
+    OOM,
+];
+
+/// `finish-connect`: `connect(2)`'s outcome (`SO_ERROR`), on loopback: refused (a port bound
+/// but not listening), reset (the listener dropped before the connection was accepted), or no
+/// free 4-tuple (`EADDRNOTAVAIL`: two sockets bound to one port by `SO_REUSEADDR` connecting
+/// to one peer) which the WIT calls `address-in-use`.
+const FINISH_CONNECT_ERRORS: &[E] = &[
     E::NotInProgress,
     E::WouldBlock,
+    E::ConnectionRefused,
+    E::ConnectionReset,
+    E::AddressInUse,
 ];
 
 /// The call log of the running case, printed when it fails.
@@ -189,7 +236,9 @@ fn fuzz_host_calls() {
             );
             resume_unwind(panic);
         }
-        // Everything of the case was dropped: the fd count must come back.
+        // Everything of the case was dropped: the fd count must come back. Closing is
+        // asynchronous in places (a dropped writer lingers, a resolver thread ends) and
+        // /proc has no notification for it: a bounded settle loop.
         let deadline = Instant::now() + FD_SETTLE;
         let mut now = fd_count();
         while now > baseline && Instant::now() < deadline {
@@ -224,13 +273,6 @@ fn fuzz_host_calls() {
             println!("  {f:32} {o:28} {n}");
         }
     }
-    let unknown: u64 = totals
-        .outcomes
-        .iter()
-        .filter(|((_, o), _)| o == "Unknown")
-        .map(|(_, n)| n)
-        .sum();
-    println!("fuzz_calls: `unknown` error codes seen: {unknown}");
 }
 
 /// One lookup, one connected pair: first-use allocations that stay for the process.
@@ -239,12 +281,19 @@ async fn warm_up() {
     let mut f = Fuzz::new(0, &mut totals);
     let net = f.net_new();
     f.resolve(net, "localhost");
-    for _ in 0..50 {
-        let l = f.pick_live(Kind::Lookup).unwrap();
+    let l = f.pick_live(Kind::Lookup).unwrap();
+    for _ in 0..3 {
         if !matches!(f.lookup_next(l), Some(Err(E::WouldBlock))) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut v = WasockCtxView {
+            ctx: &mut f.ctx,
+            table: &mut f.table,
+        };
+        let p = HostResolveAddressStream::subscribe(&mut v, b::<ResolveAddressStream>(l))
+            .expect("resolve-address-stream.subscribe")
+            .rep();
+        f.block_on(p, PAIR_WAIT).await;
     }
     f.pair(Fam::Ipv4).await;
     f.teardown().await;
@@ -315,6 +364,18 @@ enum TcpSt {
     Closed,
 }
 
+impl TcpSt {
+    /// A bind, listen or connect started and not finished (for wasock, a connect that failed
+    /// at once too, which the model keeps in `ConnectStarted` until `finish-connect`): another
+    /// `start-*` is `concurrency-conflict`.
+    fn in_progress(self) -> bool {
+        matches!(
+            self,
+            TcpSt::BindStarted | TcpSt::ListenStarted | TcpSt::ConnectStarted
+        )
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum UdpSt {
     Unbound,
@@ -338,6 +399,9 @@ struct UdpM {
     st: UdpSt,
     id: u64,
     remote: Option<IpSocketAddress>,
+    /// The address asked for by a started bind; once bound, the bound address (the port the
+    /// kernel picked included), which the socket keeps for life.
+    local: Option<IpSocketAddress>,
 }
 
 #[derive(Clone, Debug)]
@@ -403,13 +467,48 @@ struct H {
     live: bool,
 }
 
-/// A generated address and what the WIT says about it.
+/// A generated address and what the WIT (and, for UDP binds, the kernel) says about it. The
+/// family is not judged here: the callers compare it with the socket's.
 #[derive(Clone, Copy, Debug)]
 struct Addr {
     wit: IpSocketAddress,
+    /// Passes TCP `start-bind`'s argument rules (unicast, not IPv4-mapped).
     valid_local: bool,
     valid_remote: bool,
     unspecified: bool,
+    /// Multicast or broadcast: invalid for TCP, valid for UDP `start-bind` (no unicast rule).
+    group: bool,
+    /// `bind(2)` refuses it with `EINVAL` (`invalid-argument`): an IPv6 link-local multicast
+    /// address with no scope id ("binding to a link-local address requires an interface").
+    bind_einval: bool,
+}
+
+impl Addr {
+    /// A loopback address (`valid_remote` when `port` is not 0).
+    fn lo(wit: IpSocketAddress) -> Addr {
+        Addr {
+            wit,
+            valid_local: true,
+            valid_remote: port_of(&wit) != 0,
+            unspecified: false,
+            group: false,
+            bind_einval: false,
+        }
+    }
+}
+
+/// Whether a UDP destination is one the fuzzer may hand to the host: loopback, or one that is
+/// local if the host ever let it through (unspecified, IPv4-mapped loopback). Never multicast,
+/// broadcast or any other address, which the kernel would send to a real interface.
+fn udp_dest_is_safe(a: &IpSocketAddress) -> bool {
+    match ip_of(a) {
+        IpAddr::V4(ip) => ip.is_loopback() || ip.is_unspecified(),
+        IpAddr::V6(ip) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -426,14 +525,28 @@ enum Out {
     Trap,
 }
 
+/// What the model knows of a TCP connection's streams.
+#[derive(Clone, Copy, Debug, Default)]
+struct ConnM {
+    /// `shutdown(receive)` (or `both`) was called: every read is `closed`.
+    rx_shut: bool,
+    /// `shutdown(send)` (or `both`) was called: the output stream is closed at once
+    /// (`check-write`, `write`, `flush` and the blocking calls are `closed`), though bytes it
+    /// had accepted are still delivered.
+    tx_shut: bool,
+    /// A read reported end-of-stream (`closed`) or failed: every later read is `closed`,
+    /// `read(0)` included.
+    rx_done: bool,
+}
+
 struct Fuzz<'t> {
     rng: Rng,
     ctx: WasockCtx,
     table: ResourceTable,
     live: BTreeMap<u32, Ent>,
     dead: Vec<(u32, Kind)>,
-    /// Shutdown flags per connection: (receive, send).
-    conns: HashMap<u64, (bool, bool)>,
+    /// What the model knows of each connection's streams.
+    conns: HashMap<u64, ConnM>,
     next_conn: u64,
     /// Newest stream generation per UDP socket id, and the socket's local port.
     udp_gen: HashMap<u64, u64>,
@@ -463,6 +576,19 @@ fn sock_fam(a: &IpSocketAddress) -> Fam {
     match a {
         IpSocketAddress::Ipv4(_) => Fam::Ipv4,
         IpSocketAddress::Ipv6(_) => Fam::Ipv6,
+    }
+}
+
+fn ip_of(a: &IpSocketAddress) -> IpAddr {
+    match a {
+        IpSocketAddress::Ipv4(a) => {
+            let (x, y, z, w) = a.address;
+            IpAddr::V4(Ipv4Addr::new(x, y, z, w))
+        }
+        IpSocketAddress::Ipv6(a) => {
+            let (s0, s1, s2, s3, s4, s5, s6, s7) = a.address;
+            IpAddr::V6(Ipv6Addr::new(s0, s1, s2, s3, s4, s5, s6, s7))
+        }
     }
 }
 
@@ -510,6 +636,17 @@ fn v6(
         address,
         scope_id,
     })
+}
+
+/// What `start-bind` (TCP or UDP) may give for an address that passes the argument rules and
+/// `bind(2)` accepts, on an unbound socket: done, or, for a live socket's port, taken (TCP
+/// shares a port by `SO_REUSEADDR` unless that socket listens; UDP shares none).
+fn bind_outcomes(a: &Addr) -> &'static [Out] {
+    if port_of(&a.wit) == 0 {
+        &[Out::Ok]
+    } else {
+        &[Out::Ok, Out::Code(E::AddressInUse)]
+    }
 }
 
 fn other(f: Fam) -> Fam {
@@ -585,7 +722,7 @@ impl<'t> Fuzz<'t> {
     }
 
     /// Checks a socket call's result: traps only for invalid handles (where one is required)
-    /// or where `trap_ok`; codes from `allowed` or [`ALWAYS`].
+    /// or where `trap_ok`; codes from `allowed` only.
     #[track_caller]
     fn judge<T>(
         &mut self,
@@ -613,8 +750,14 @@ impl<'t> Fuzz<'t> {
         }
         match o {
             Out::Trap if !trap_ok => self.fail(format!("{call}{detail}: unexpected trap{extra}")),
-            Out::Code(c) if !allowed.contains(&c) && !ALWAYS.contains(&c) => self.fail(format!(
-                "{call}{detail}: error {c:?} is not in its documented set {allowed:?}"
+            Out::Code(E::Unknown) => self.fail(format!(
+                "{call}{detail}: `unknown`, an error wasock does not map to a WIT code"
+            )),
+            Out::Code(E::AccessDenied) => self.fail(format!(
+                "{call}{detail}: `access-denied` under an allow-all policy"
+            )),
+            Out::Code(c) if !allowed.contains(&c) => self.fail(format!(
+                "{call}{detail}: error {c:?} is not one this call can return here {allowed:?}"
             )),
             _ => {}
         }
@@ -759,6 +902,28 @@ impl<'t> Fuzz<'t> {
         })
     }
 
+    /// Half the time, a live resource that `want`s (a socket in the state a call is about),
+    /// if there is one, instead of `h`: so that the calls on fresh sockets are not rare.
+    fn prefer(&mut self, h: H, want: impl Fn(&Ent) -> bool) -> H {
+        if !self.rng.chance(50) {
+            return h;
+        }
+        let reps: Vec<u32> = self
+            .live
+            .iter()
+            .filter(|(_, e)| want(e))
+            .map(|(r, _)| *r)
+            .collect();
+        if reps.is_empty() {
+            h
+        } else {
+            H {
+                rep: self.rng.pick(&reps),
+                live: true,
+            }
+        }
+    }
+
     fn tcp(&self, h: H) -> Option<TcpM> {
         match (h.live, self.live.get(&h.rep)) {
             (true, Some(Ent::Tcp(m))) => Some(m.clone()),
@@ -821,6 +986,10 @@ impl<'t> Fuzz<'t> {
         out
     }
 
+    /// An address for a socket of family `fam`: to bind to (`remote_proto` none) or a
+    /// destination of `remote_proto`. UDP destinations are never multicast or broadcast (see
+    /// the module's doc): their multicast and broadcast draws become other invalid addresses
+    /// that stay on this host.
     fn addr(&mut self, fam: Fam, remote_proto: Option<Proto>) -> Addr {
         let known: Vec<u16> = match remote_proto {
             Some(p) => self.live_ports(p, fam),
@@ -839,46 +1008,83 @@ impl<'t> Fuzz<'t> {
         } else {
             0
         };
+        // A destination's port is never 0 where only the IP is to be wrong; a bind's stays 0
+        // or a live socket's (port 1 would need privileges: `access-denied` for some users).
+        let rport = if remote_proto.is_some() {
+            port.max(1)
+        } else {
+            port
+        };
+        let udp_dest = remote_proto == Some(Proto::Udp);
         let scope = if self.rng.chance(10) { 1 } else { 0 };
         let flow = if self.rng.chance(10) { 7 } else { 0 };
         let lo = |f: Fam, port: u16| match f {
             Fam::Ipv4 => v4((127, 0, 0, 1), port),
             Fam::Ipv6 => v6((0, 0, 0, 0, 0, 0, 0, 1), port, flow, scope),
         };
-        let roll = self.rng.below(100);
-        let (wit, valid_local, valid_remote, unspecified) = match roll {
-            0..=64 => (lo(fam, port), true, port != 0, false),
-            65..=71 => {
-                let a = match fam {
-                    Fam::Ipv4 => v4((0, 0, 0, 0), port),
-                    Fam::Ipv6 => v6((0, 0, 0, 0, 0, 0, 0, 0), port, 0, 0),
-                };
-                (a, true, false, true)
-            }
-            // Right in every way but the family (the callers compare families).
-            72..=79 => (lo(other(fam), port.max(1)), true, true, false),
-            80..=87 => {
-                let a = match fam {
-                    Fam::Ipv4 => v4((224, 0, 0, 1), port.max(1)),
-                    Fam::Ipv6 => v6((0xff02, 0, 0, 0, 0, 0, 0, 1), port.max(1), 0, 0),
-                };
-                (a, false, false, false)
-            }
-            88..=93 => {
-                let a = match fam {
-                    Fam::Ipv4 => v4((255, 255, 255, 255), port.max(1)),
-                    Fam::Ipv6 => v6((0, 0, 0, 0, 0, 0xffff, 0x7f00, 1), port.max(1), 0, 0),
-                };
-                (a, false, false, false)
-            }
-            _ => (lo(fam, 0), true, false, false),
+        let unspecified = |port: u16| match fam {
+            Fam::Ipv4 => v4((0, 0, 0, 0), port),
+            Fam::Ipv6 => v6((0, 0, 0, 0, 0, 0, 0, 0), port, 0, 0),
         };
-        Addr {
+        // `::ffff:127.0.0.1`: IPv4-mapped (and for an IPv4 socket the wrong family too).
+        let mapped = |port: u16| v6((0, 0, 0, 0, 0, 0xffff, 0x7f00, 1), port, 0, 0);
+        let invalid = |wit: IpSocketAddress| Addr {
             wit,
-            valid_local,
-            valid_remote,
-            unspecified,
+            valid_local: false,
+            valid_remote: false,
+            unspecified: false,
+            group: false,
+            bind_einval: false,
+        };
+        let roll = self.rng.below(100);
+        let a = match roll {
+            0..=64 => Addr::lo(lo(fam, port)),
+            65..=71 => Addr {
+                valid_remote: false,
+                unspecified: true,
+                ..Addr::lo(unspecified(port))
+            },
+            // Right in every way but the family (the callers compare families).
+            72..=79 => Addr {
+                valid_remote: true,
+                ..Addr::lo(lo(other(fam), rport))
+            },
+            // UDP destinations: no multicast or broadcast; invalid ones that stay local.
+            80..=87 if udp_dest => Addr {
+                valid_remote: false,
+                unspecified: true,
+                ..Addr::lo(unspecified(rport))
+            },
+            88..=93 if udp_dest => invalid(mapped(rport)),
+            80..=87 => {
+                let wit = match fam {
+                    Fam::Ipv4 => v4((224, 0, 0, 1), rport),
+                    // With scope id 1 (the loopback interface) Linux binds to it; with none it
+                    // wants an interface (`EINVAL`).
+                    Fam::Ipv6 => v6((0xff02, 0, 0, 0, 0, 0, 0, 1), rport, 0, scope),
+                };
+                Addr {
+                    group: true,
+                    bind_einval: fam == Fam::Ipv6 && scope == 0,
+                    ..invalid(wit)
+                }
+            }
+            88..=93 => match fam {
+                Fam::Ipv4 => Addr {
+                    group: true,
+                    ..invalid(v4((255, 255, 255, 255), rport))
+                },
+                Fam::Ipv6 => invalid(mapped(rport)),
+            },
+            _ => Addr {
+                valid_remote: false,
+                ..Addr::lo(lo(fam, 0))
+            },
+        };
+        if udp_dest && !udp_dest_is_safe(&a.wit) {
+            self.fail(format!("generated UDP destination {:?}", a.wit));
         }
+        a
     }
 
     fn fam(&mut self) -> Fam {
@@ -952,7 +1158,12 @@ impl<'t> Fuzz<'t> {
             }
             3 => {
                 let fam = self.fam();
-                self.udp_new(fam);
+                // Half the time bound at once, as most guests do.
+                if let Some(s) = self.udp_new(fam)
+                    && self.rng.chance(50)
+                {
+                    self.udp_bind_step(s, fam);
+                }
             }
             _ => {
                 let net = self.target(Kind::Net);
@@ -996,6 +1207,14 @@ impl<'t> Fuzz<'t> {
         }
     }
 
+    /// A live network handle, made if there is none.
+    fn any_net(&mut self) -> H {
+        match self.pick_live(Kind::Net) {
+            Some(n) => n,
+            None => self.net_new(),
+        }
+    }
+
     fn net_step(&mut self) {
         if self.rng.chance(60) {
             self.net_new();
@@ -1034,6 +1253,13 @@ impl<'t> Fuzz<'t> {
             if h.live && code.is_none() {
                 self.fail("network-error-code of a socket stream error is none".into());
             }
+            // A TCP stream on loopback fails only by the peer's reset (`ECONNRESET`, `EPIPE`)
+            // or for want of kernel memory; `unknown` would be an errno wasock does not map.
+            if let Some(c) = code
+                && !matches!(c, E::ConnectionReset | E::OutOfMemory)
+            {
+                self.fail(format!("network-error-code of a TCP stream error is {c:?}"));
+            }
         } else if let Some(h) = self.drop_target(Kind::Err) {
             let r = trap(HostError::drop(&mut self.table, own::<wasmtime::Error>(h)));
             self.judge("error.drop", format!("({})", h.rep), h.live, &r, &[], false);
@@ -1064,7 +1290,7 @@ impl<'t> Fuzz<'t> {
             format!("({fam:?})"),
             true,
             &r,
-            &[E::NotSupported, E::NewSocketLimit],
+            CREATE_ERRORS,
             false,
         );
         if o != Out::Ok {
@@ -1092,20 +1318,30 @@ impl<'t> Fuzz<'t> {
             format!("({}, {:?})", s.rep, a.wit),
             s.live && net.live,
             &r,
-            BIND_ERRORS,
+            START_BIND_ERRORS,
             false,
         );
         if let (Some(m), true) = (m, net.live) {
             let right_fam = sock_fam(&a.wit) == m.fam;
-            if m.st != TcpSt::Unbound {
-                if !matches!(o, Out::Code(E::InvalidState | E::InvalidArgument)) {
-                    self.fail(format!("tcp.start-bind in {:?} gave {o:?}", m.st));
-                }
+            let want: &[Out] = if m.st.in_progress() {
+                // Checked first: before the state's other rules and the address.
+                &[Out::Code(E::ConcurrencyConflict)]
+            } else if m.st != TcpSt::Unbound {
+                // The state is checked before the address.
+                &[Out::Code(E::InvalidState)]
             } else if !a.valid_local || !right_fam {
-                if o != Out::Code(E::InvalidArgument) {
-                    self.fail(format!("tcp.start-bind({:?}) gave {o:?}", a.wit));
-                }
-            } else if o == Out::Ok {
+                // Multicast and broadcast included: TCP keeps the unicast rule.
+                &[Out::Code(E::InvalidArgument)]
+            } else {
+                bind_outcomes(&a)
+            };
+            if !want.contains(&o) {
+                self.fail(format!(
+                    "tcp.start-bind({:?}) in {:?} gave {o:?}, want one of {want:?}",
+                    a.wit, m.st
+                ));
+            }
+            if o == Out::Ok {
                 let t = self.tcp_mut(s).unwrap();
                 t.st = TcpSt::BindStarted;
                 t.exposed = a.unspecified;
@@ -1122,13 +1358,12 @@ impl<'t> Fuzz<'t> {
             format!("({})", s.rep),
             s.live,
             &r,
-            BIND_ERRORS,
+            TCP_FINISH_BIND_ERRORS,
             false,
         );
         if let Some(m) = m {
             match (m.st, o) {
                 (TcpSt::BindStarted, Out::Ok) => self.tcp_mut(s).unwrap().st = TcpSt::Bound,
-                (TcpSt::BindStarted, Out::Code(E::WouldBlock)) => {}
                 (TcpSt::BindStarted, o) => {
                     self.fail(format!("tcp.finish-bind after a started bind gave {o:?}"))
                 }
@@ -1147,23 +1382,31 @@ impl<'t> Fuzz<'t> {
             format!("({}, {:?})", s.rep, a.wit),
             s.live && net.live,
             &r,
-            CONNECT_ERRORS,
+            START_CONNECT_ERRORS,
             false,
         );
         if let (Some(m), true) = (m, net.live) {
             let right_fam = sock_fam(&a.wit) == m.fam;
-            if !matches!(m.st, TcpSt::Unbound | TcpSt::Bound) {
-                if !matches!(o, Out::Code(E::InvalidState | E::InvalidArgument)) {
-                    self.fail(format!("tcp.start-connect in {:?} gave {o:?}", m.st));
-                }
+            let want = if m.st.in_progress() {
+                // Checked first: before the state's other rules and the address.
+                Out::Code(E::ConcurrencyConflict)
+            } else if !matches!(m.st, TcpSt::Unbound | TcpSt::Bound) {
+                // The state is checked before the address.
+                Out::Code(E::InvalidState)
             } else if !a.valid_remote || !right_fam {
-                if o != Out::Code(E::InvalidArgument) {
-                    self.fail(format!(
-                        "tcp.start-connect({:?}) gave {o:?}, want invalid-argument",
-                        a.wit
-                    ));
-                }
-            } else if o == Out::Ok {
+                Out::Code(E::InvalidArgument)
+            } else {
+                // Every `instance-network` handle names the one default network, so a bind's
+                // network always matches; `connect(2)`'s own failures are `finish-connect`'s.
+                Out::Ok
+            };
+            if o != want {
+                self.fail(format!(
+                    "tcp.start-connect({:?}) in {:?} gave {o:?}, want {want:?}",
+                    a.wit, m.st
+                ));
+            }
+            if o == Out::Ok {
                 self.tcp_mut(s).unwrap().st = TcpSt::ConnectStarted;
             }
         }
@@ -1178,7 +1421,7 @@ impl<'t> Fuzz<'t> {
             format!("({})", s.rep),
             s.live,
             &r,
-            CONNECT_ERRORS,
+            FINISH_CONNECT_ERRORS,
             false,
         );
         if let Ok((i, w)) = r {
@@ -1218,7 +1461,7 @@ impl<'t> Fuzz<'t> {
 
     fn new_conn(&mut self) -> u64 {
         self.next_conn += 1;
-        self.conns.insert(self.next_conn, (false, false));
+        self.conns.insert(self.next_conn, ConnM::default());
         self.next_conn
     }
 
@@ -1230,22 +1473,24 @@ impl<'t> Fuzz<'t> {
             format!("({})", s.rep),
             s.live,
             &r,
-            &[
-                E::InvalidState,
-                E::AddressInUse,
-                E::NotInProgress,
-                E::WouldBlock,
-            ],
+            START_LISTEN_ERRORS,
             false,
         );
         if let Some(m) = m {
             match (m.st, o) {
+                // Checked first: before the state's other rules.
+                (st, Out::Code(E::ConcurrencyConflict)) if st.in_progress() => {}
+                (st, o) if st.in_progress() => self.fail(format!(
+                    "tcp.start-listen in {st:?} gave {o:?}, want concurrency-conflict"
+                )),
                 (TcpSt::Bound, Out::Ok) => self.tcp_mut(s).unwrap().st = TcpSt::ListenStarted,
-                (TcpSt::Bound, Out::Code(E::InvalidState)) => {
-                    self.fail("tcp.start-listen on a bound socket: invalid-state".into())
-                }
                 // A failed listen(2) spends the socket.
-                (TcpSt::Bound, _) => self.tcp_mut(s).unwrap().st = TcpSt::Closed,
+                (TcpSt::Bound, Out::Code(E::AddressInUse | E::OutOfMemory)) => {
+                    self.tcp_mut(s).unwrap().st = TcpSt::Closed
+                }
+                (TcpSt::Bound, o) => {
+                    self.fail(format!("tcp.start-listen on a bound socket gave {o:?}"))
+                }
                 (_, Out::Code(E::InvalidState)) => {}
                 (st, o) => self.fail(format!("tcp.start-listen in {st:?} gave {o:?}")),
             }
@@ -1261,13 +1506,13 @@ impl<'t> Fuzz<'t> {
             format!("({})", s.rep),
             s.live,
             &r,
-            &[E::NotInProgress, E::WouldBlock, E::AddressInUse],
+            // The listen happened in `start-listen`; nothing to wait for.
+            &[E::NotInProgress],
             false,
         );
         if let Some(m) = m {
             match (m.st, o) {
                 (TcpSt::ListenStarted, Out::Ok) => self.tcp_mut(s).unwrap().st = TcpSt::Listening,
-                (TcpSt::ListenStarted, Out::Code(E::WouldBlock)) => {}
                 (TcpSt::ListenStarted, o) => {
                     self.fail(format!("tcp.finish-listen after start-listen gave {o:?}"))
                 }
@@ -1286,11 +1531,13 @@ impl<'t> Fuzz<'t> {
             format!("({})", s.rep),
             s.live,
             &r,
+            // `accept4(2)`: a peer that gave up while queued, the host's fd limit, memory.
             &[
                 E::InvalidState,
                 E::WouldBlock,
                 E::ConnectionAborted,
                 E::NewSocketLimit,
+                OOM,
             ],
             false,
         );
@@ -1511,10 +1758,12 @@ impl<'t> Fuzz<'t> {
             false,
         );
         let Some(st) = st else { return };
+        // `connect-in-progress` in the model may be a connect that failed at once, which has no
+        // options left: either answer there. A closed socket is checked before the value.
         let no_options = matches!(st, TcpSt::Closed | TcpSt::ConnectStarted);
         let ok = match o {
             Out::Ok => !set_zero,
-            Out::Code(E::InvalidArgument) => set_zero,
+            Out::Code(E::InvalidArgument) => set_zero && st != TcpSt::Closed,
             Out::Code(E::InvalidState) => no_options,
             _ => false,
         };
@@ -1528,30 +1777,61 @@ impl<'t> Fuzz<'t> {
         let m = self.tcp(s);
         match self.rng.below(16) {
             0 | 1 => {
+                let s = self.prefer(s, |e| matches!(e, Ent::Tcp(m) if m.st == TcpSt::Unbound));
+                let m = self.tcp(s);
                 let net = self.target(Kind::Net);
                 let fam = m.as_ref().map(|m| m.fam).unwrap_or(Fam::Ipv4);
                 let a = self.addr(fam, None);
-                self.tcp_start_bind(s, net, a);
+                if self.tcp_start_bind(s, net, a) == Out::Ok && self.rng.chance(30) {
+                    self.tcp_start_again(s);
+                }
             }
             2 => {
+                let s = self.prefer(
+                    s,
+                    |e| matches!(e, Ent::Tcp(m) if m.st == TcpSt::BindStarted),
+                );
                 self.tcp_finish_bind(s);
             }
             3 | 4 => {
+                let s = self.prefer(
+                    s,
+                    |e| matches!(e, Ent::Tcp(m) if matches!(m.st, TcpSt::Unbound | TcpSt::Bound)),
+                );
+                let m = self.tcp(s);
                 let net = self.target(Kind::Net);
                 let fam = m.as_ref().map(|m| m.fam).unwrap_or(Fam::Ipv4);
                 let a = self.addr(fam, Some(Proto::Tcp));
-                self.tcp_start_connect(s, net, a);
+                if self.tcp_start_connect(s, net, a) == Out::Ok && self.rng.chance(30) {
+                    self.tcp_start_again(s);
+                }
             }
             5 => {
+                let s = self.prefer(
+                    s,
+                    |e| matches!(e, Ent::Tcp(m) if m.st == TcpSt::ConnectStarted),
+                );
                 self.tcp_finish_connect(s);
             }
             6 => {
+                let s = self.prefer(
+                    s,
+                    |e| matches!(e, Ent::Tcp(m) if m.st == TcpSt::Bound && !m.exposed),
+                );
+                let m = self.tcp(s);
                 // Never listen on an unspecified address.
-                if !m.as_ref().is_some_and(|m| m.exposed) {
-                    self.tcp_start_listen(s);
+                if !m.as_ref().is_some_and(|m| m.exposed)
+                    && self.tcp_start_listen(s) == Out::Ok
+                    && self.rng.chance(30)
+                {
+                    self.tcp_start_again(s);
                 }
             }
             7 => {
+                let s = self.prefer(
+                    s,
+                    |e| matches!(e, Ent::Tcp(m) if m.st == TcpSt::ListenStarted),
+                );
                 self.tcp_finish_listen(s);
             }
             8 => {
@@ -1567,10 +1847,13 @@ impl<'t> Fuzz<'t> {
                     format!("({}, {v})", s.rep),
                     s.live,
                     &r,
-                    &[E::NotSupported, E::InvalidArgument, E::InvalidState],
+                    // Linux changes a listener's backlog (`listen(2)` again): never
+                    // `not-supported`.
+                    &[E::InvalidArgument, E::InvalidState],
                     false,
                 );
                 if let Some(m) = m {
+                    // The value is checked before the state.
                     let ok = match o {
                         Out::Ok => {
                             v != 0
@@ -1580,14 +1863,14 @@ impl<'t> Fuzz<'t> {
                                 )
                         }
                         Out::Code(E::InvalidArgument) => v == 0,
-                        Out::Code(E::InvalidState) => matches!(
-                            m.st,
-                            TcpSt::ConnectStarted | TcpSt::Connected | TcpSt::Closed
-                        ),
-                        Out::Code(E::NotSupported) => {
-                            matches!(m.st, TcpSt::ListenStarted | TcpSt::Listening)
+                        Out::Code(E::InvalidState) => {
+                            v != 0
+                                && matches!(
+                                    m.st,
+                                    TcpSt::ConnectStarted | TcpSt::Connected | TcpSt::Closed
+                                )
                         }
-                        _ => true,
+                        _ => false,
                     };
                     if !ok {
                         self.fail(format!(
@@ -1635,14 +1918,17 @@ impl<'t> Fuzz<'t> {
                         (TcpSt::Connected, Out::Ok) => {
                             let c = self.conns.get_mut(&m.conn.unwrap()).unwrap();
                             if matches!(how, ShutdownType::Receive | ShutdownType::Both) {
-                                c.0 = true;
+                                c.rx_shut = true;
                             }
                             if matches!(how, ShutdownType::Send | ShutdownType::Both) {
-                                c.1 = true;
+                                c.tx_shut = true;
                             }
                         }
-                        // A connection the peer reset is no longer connected for the OS.
-                        (TcpSt::Connected, Out::Code(E::InvalidState)) => {}
+                        // wasock's `connected` is its own state: a connection the peer reset
+                        // (`ENOTCONN` from `shutdown(2)`) still shuts down without an error.
+                        (TcpSt::Connected, o) => {
+                            self.fail(format!("tcp.shutdown on a connected socket gave {o:?}"))
+                        }
                         (_, Out::Code(E::InvalidState)) => {}
                         (st, o) => self.fail(format!("tcp.shutdown in {st:?} gave {o:?}")),
                     }
@@ -1660,6 +1946,28 @@ impl<'t> Fuzz<'t> {
         }
     }
 
+    /// Right after a `start-*` of `s` succeeded, while that operation is under way: another
+    /// `start-*` (the model wants `concurrency-conflict`, whatever its arguments).
+    fn tcp_start_again(&mut self, s: H) {
+        let Some(m) = self.tcp(s) else { return };
+        let net = self.any_net();
+        match self.rng.below(3) {
+            0 => {
+                let a = self.addr(m.fam, None);
+                self.tcp_start_bind(s, net, a);
+            }
+            1 => {
+                let a = self.addr(m.fam, Some(Proto::Tcp));
+                self.tcp_start_connect(s, net, a);
+            }
+            // Never a listen on an unspecified address, even one that must be refused.
+            _ if m.exposed => {}
+            _ => {
+                self.tcp_start_listen(s);
+            }
+        }
+    }
+
     /// A listener, a client connected to it, and the accepted socket, all through the
     /// checked calls (so the stream calls get live streams to work on).
     async fn pair(&mut self, fam: Fam) {
@@ -1672,12 +1980,7 @@ impl<'t> Fuzz<'t> {
             Fam::Ipv4 => v4((127, 0, 0, 1), 0),
             Fam::Ipv6 => v6((0, 0, 0, 0, 0, 0, 0, 1), 0, 0, 0),
         };
-        let local = Addr {
-            wit: lo,
-            valid_local: true,
-            valid_remote: false,
-            unspecified: false,
-        };
+        let local = Addr::lo(lo);
         if self.tcp_start_bind(l, net, local) != Out::Ok || self.tcp_finish_bind(l) != Out::Ok {
             return;
         }
@@ -1689,27 +1992,67 @@ impl<'t> Fuzz<'t> {
         let Ok(addr) = r else { return };
         self.tcp_mut(l).unwrap().port = Some(port_of(&addr));
         let Some(c) = self.tcp_new(fam) else { return };
-        let remote = Addr {
-            wit: addr,
-            valid_local: true,
-            valid_remote: true,
-            unspecified: false,
-        };
+        let remote = Addr::lo(addr);
         if self.tcp_start_connect(c, net, remote) != Out::Ok {
             return;
         }
-        for _ in 0..40 {
-            if self.tcp_finish_connect(c) != Out::Code(E::WouldBlock) {
-                break;
+        // Between tries, wait on the socket's pollable as a guest would.
+        let mut connected = false;
+        for _ in 0..3 {
+            match self.tcp_finish_connect(c) {
+                Out::Code(E::WouldBlock) => self.wait_tcp(c, "finish-connect").await,
+                o => {
+                    connected = o == Out::Ok;
+                    break;
+                }
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        for _ in 0..40 {
+        if !connected {
+            self.tcp_accept(l);
+            return;
+        }
+        for _ in 0..3 {
             if self.tcp_accept(l) != Out::Code(E::WouldBlock) {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            self.wait_tcp(l, "accept").await;
         }
+    }
+
+    /// Waits on a new pollable of TCP socket `s` (then drops it) after `call` said
+    /// `would-block`; on loopback it must resolve within [`PAIR_WAIT`].
+    async fn wait_tcp(&mut self, s: H, call: &str) {
+        let p = match HostTcpSocket::subscribe(&mut view!(self), b::<TcpSocket>(s)) {
+            Ok(p) => p.rep(),
+            Err(e) => self.fail(format!("tcp.subscribe({}) trapped: {e}", s.rep)),
+        };
+        let ready = self.block_on(p, PAIR_WAIT).await;
+        log(format!(
+            "wait on tcp socket {} after {call}: ready {ready}",
+            s.rep
+        ));
+        if !ready {
+            self.fail(format!(
+                "{call} would block, and the socket's pollable was not ready within {PAIR_WAIT:?}"
+            ));
+        }
+    }
+
+    /// Blocks (at most `max`) on pollable `p`, made for this wait alone, then drops it;
+    /// whether it became ready.
+    async fn block_on(&mut self, p: u32, max: Duration) -> bool {
+        let waited = tokio::time::timeout(
+            max,
+            HostPollable::block(&mut self.table, Resource::<DynPollable>::new_borrow(p)),
+        )
+        .await;
+        if let Ok(Err(e)) = &waited {
+            self.fail(format!("pollable.block({p}) trapped: {e}"));
+        }
+        if let Err(e) = HostPollable::drop(&mut self.table, Resource::<DynPollable>::new_own(p)) {
+            self.fail(format!("pollable.drop({p}) trapped: {e}"));
+        }
+        waited.is_ok()
     }
 
     // --- UDP ------------------------------------------------------------------------------------
@@ -1721,7 +2064,7 @@ impl<'t> Fuzz<'t> {
             format!("({fam:?})"),
             true,
             &r,
-            &[E::NotSupported, E::NewSocketLimit],
+            CREATE_ERRORS,
             false,
         );
         if o != Out::Ok {
@@ -1738,6 +2081,7 @@ impl<'t> Fuzz<'t> {
                 st: UdpSt::Unbound,
                 id,
                 remote: None,
+                local: None,
             }),
         );
         Some(H { rep, live: true })
@@ -1749,155 +2093,21 @@ impl<'t> Fuzz<'t> {
         let fam = m.as_ref().map(|m| m.fam).unwrap_or(Fam::Ipv6);
         match self.rng.below(11) {
             0 | 1 => {
-                let net = self.target(Kind::Net);
-                let a = self.addr(fam, None);
-                let r =
-                    HostUdpSocket::start_bind(&mut view!(self), b::<UdpSocket>(s), b(net), a.wit);
-                let o = self.judge(
-                    "udp.start-bind",
-                    format!("({}, {:?})", s.rep, a.wit),
-                    s.live && net.live,
-                    &r,
-                    BIND_ERRORS,
-                    false,
-                );
-                if let (Some(m), true) = (m, net.live) {
-                    let right_fam = sock_fam(&a.wit) == m.fam;
-                    if m.st != UdpSt::Unbound {
-                        if !matches!(o, Out::Code(E::InvalidState | E::InvalidArgument)) {
-                            self.fail(format!("udp.start-bind in {:?} gave {o:?}", m.st));
-                        }
-                    } else if !a.valid_local || !right_fam {
-                        if o != Out::Code(E::InvalidArgument) {
-                            self.fail(format!("udp.start-bind({:?}) gave {o:?}", a.wit));
-                        }
-                    } else if o == Out::Ok {
-                        self.udp_set_state(s, UdpSt::BindStarted);
-                    }
-                }
+                let s = self.prefer(s, |e| matches!(e, Ent::Udp(m) if m.st == UdpSt::Unbound));
+                let fam = self.udp(s).map(|m| m.fam).unwrap_or(fam);
+                self.udp_bind_step(s, fam);
             }
             2 => {
-                let r = HostUdpSocket::finish_bind(&mut view!(self), b::<UdpSocket>(s));
-                let o = self.judge(
-                    "udp.finish-bind",
-                    format!("({})", s.rep),
-                    s.live,
-                    &r,
-                    BIND_ERRORS,
-                    false,
+                let s = self.prefer(
+                    s,
+                    |e| matches!(e, Ent::Udp(m) if m.st == UdpSt::BindStarted),
                 );
-                if let Some(m) = m {
-                    match (m.st, o) {
-                        (UdpSt::BindStarted, Out::Ok) => {
-                            self.udp_set_state(s, UdpSt::Bound);
-                            let r =
-                                HostUdpSocket::local_address(&mut view!(self), b::<UdpSocket>(s));
-                            self.judge("udp.local-address", String::new(), true, &r, &[], false);
-                            if let Ok(a) = r {
-                                self.udp_port.insert(m.id, port_of(&a));
-                            }
-                        }
-                        (UdpSt::BindStarted, Out::Code(E::WouldBlock)) => {}
-                        (UdpSt::BindStarted, o) => {
-                            self.fail(format!("udp.finish-bind after start-bind gave {o:?}"))
-                        }
-                        (_, Out::Code(E::NotInProgress)) => {}
-                        (st, o) => self.fail(format!("udp.finish-bind in {st:?} gave {o:?}")),
-                    }
-                }
+                self.udp_finish_bind(s);
             }
-            3 | 4 => {
-                let remote = if self.rng.chance(30) {
-                    None
-                } else {
-                    Some(self.addr(fam, Some(Proto::Udp)))
-                };
-                let r = HostUdpSocket::stream(
-                    &mut view!(self),
-                    b::<UdpSocket>(s),
-                    remote.map(|a| a.wit),
-                );
-                let o = self.judge(
-                    "udp.stream",
-                    format!("({}, {:?})", s.rep, remote.map(|a| a.wit)),
-                    s.live,
-                    &r,
-                    &[
-                        E::InvalidArgument,
-                        E::InvalidState,
-                        E::AddressInUse,
-                        E::RemoteUnreachable,
-                        E::ConnectionRefused,
-                    ],
-                    false,
-                );
-                let Some(m) = m else { return };
-                let bad_remote =
-                    remote.is_some_and(|a| !a.valid_remote || sock_fam(&a.wit) != m.fam);
-                match (m.st, o) {
-                    (UdpSt::Bound, Out::Ok) if bad_remote => {
-                        self.fail(format!("udp.stream({remote:?}) succeeded"))
-                    }
-                    (UdpSt::Bound, Out::Ok) => {
-                        let (i, w) = r.ok().unwrap();
-                        let generation = self.udp_gen[&m.id] + 1;
-                        self.udp_gen.insert(m.id, generation);
-                        let wit = remote.map(|a| a.wit);
-                        if let Some(Ent::Udp(u)) = self.live.get_mut(&s.rep) {
-                            u.remote = wit;
-                        }
-                        self.add(
-                            i.rep(),
-                            Ent::DgIn {
-                                udp: m.id,
-                                generation,
-                                remote: wit,
-                            },
-                        );
-                        self.add(
-                            w.rep(),
-                            Ent::DgOut {
-                                udp: m.id,
-                                generation,
-                                fam: m.fam,
-                                remote: wit,
-                                permit: 0,
-                            },
-                        );
-                    }
-                    (UdpSt::Bound, Out::Code(E::InvalidArgument)) if bad_remote => {}
-                    (UdpSt::Bound, o) => self.fail(format!("udp.stream({remote:?}) gave {o:?}")),
-                    (_, Out::Code(E::InvalidState | E::InvalidArgument)) => {}
-                    (st, o) => self.fail(format!("udp.stream in {st:?} gave {o:?}")),
-                }
-            }
+            3 | 4 => self.udp_stream(s),
             5 | 6 => {
                 let local = self.rng.chance(50);
-                let r = if local {
-                    HostUdpSocket::local_address(&mut view!(self), b::<UdpSocket>(s))
-                } else {
-                    HostUdpSocket::remote_address(&mut view!(self), b::<UdpSocket>(s))
-                };
-                let name = if local {
-                    "udp.local-address"
-                } else {
-                    "udp.remote-address"
-                };
-                let detail = format!("({}) = {:?}", s.rep, r.as_ref().ok());
-                let o = self.judge(name, detail, s.live, &r, &[E::InvalidState], false);
-                let Some(m) = m else { return };
-                let want_ok = m.st == UdpSt::Bound && (local || m.remote.is_some());
-                if (o == Out::Ok) != want_ok {
-                    self.fail(format!(
-                        "{name} in {:?} (remote {:?}) gave {o:?}",
-                        m.st, m.remote
-                    ));
-                }
-                if let (false, Ok(a), Some(want)) = (local, &r, &m.remote)
-                    && !same_addr(a, want)
-                {
-                    self.fail(format!("udp.remote-address = {a:?}, streamed to {want:?}"));
-                }
+                self.udp_addresses(s, local);
             }
             7 => {
                 let r = trap(HostUdpSocket::address_family(
@@ -1990,6 +2200,213 @@ impl<'t> Fuzz<'t> {
         }
     }
 
+    /// `start-bind` to a generated address; after a success, now and then more at once.
+    fn udp_bind_step(&mut self, s: H, fam: Fam) {
+        let net = self.target(Kind::Net);
+        let a = self.addr(fam, None);
+        if self.udp_start_bind(s, net, a) != Out::Ok {
+            return;
+        }
+        match self.rng.below(10) {
+            // A second bind while the first is under way.
+            0..=2 => {
+                let net = self.any_net();
+                let a = self.addr(fam, None);
+                self.udp_start_bind(s, net, a);
+            }
+            // Finished at once, and used: so that sockets bound to other addresses than
+            // loopback (unspecified, multicast, broadcast) are not rare.
+            3..=6 => {
+                self.udp_finish_bind(s);
+                if self.rng.chance(50) {
+                    self.udp_stream(s);
+                }
+                self.udp_addresses(s, true);
+            }
+            _ => {}
+        }
+    }
+
+    fn udp_finish_bind(&mut self, s: H) {
+        let m = self.udp(s);
+        let r = HostUdpSocket::finish_bind(&mut view!(self), b::<UdpSocket>(s));
+        let o = self.judge(
+            "udp.finish-bind",
+            format!("({})", s.rep),
+            s.live,
+            &r,
+            UDP_FINISH_BIND_ERRORS,
+            false,
+        );
+        if let Some(m) = m {
+            match (m.st, o) {
+                (UdpSt::BindStarted, Out::Ok) => self.udp_bound(s),
+                (UdpSt::BindStarted, o) => {
+                    self.fail(format!("udp.finish-bind after start-bind gave {o:?}"))
+                }
+                (_, Out::Code(E::NotInProgress)) => {}
+                (st, o) => self.fail(format!("udp.finish-bind in {st:?} gave {o:?}")),
+            }
+        }
+    }
+
+    fn udp_stream(&mut self, s: H) {
+        let m = self.udp(s);
+        let fam = m.as_ref().map(|m| m.fam).unwrap_or(Fam::Ipv6);
+        let remote = if self.rng.chance(30) {
+            None
+        } else {
+            Some(self.addr(fam, Some(Proto::Udp)))
+        };
+        self.check_udp_dests("udp.stream", remote.iter().map(|a| &a.wit));
+        let r = HostUdpSocket::stream(&mut view!(self), b::<UdpSocket>(s), remote.map(|a| a.wit));
+        let o = self.judge(
+            "udp.stream",
+            format!("({}, {:?})", s.rep, remote.map(|a| a.wit)),
+            s.live,
+            &r,
+            // The state check and the argument rules; then a `connect(2)` to a loopback
+            // peer (or `AF_UNSPEC` to dissolve one), which cannot fail here.
+            &[E::InvalidArgument, E::InvalidState],
+            false,
+        );
+        let Some(m) = m else { return };
+        let bad_remote = remote.is_some_and(|a| !a.valid_remote || sock_fam(&a.wit) != m.fam);
+        match (m.st, o) {
+            (UdpSt::Bound, Out::Ok) if bad_remote => {
+                self.fail(format!("udp.stream({remote:?}) succeeded"))
+            }
+            (UdpSt::Bound, Out::Ok) => {
+                let (i, w) = r.ok().unwrap();
+                let generation = self.udp_gen[&m.id] + 1;
+                self.udp_gen.insert(m.id, generation);
+                let wit = remote.map(|a| a.wit);
+                if let Some(Ent::Udp(u)) = self.live.get_mut(&s.rep) {
+                    u.remote = wit;
+                }
+                self.add(
+                    i.rep(),
+                    Ent::DgIn {
+                        udp: m.id,
+                        generation,
+                        remote: wit,
+                    },
+                );
+                self.add(
+                    w.rep(),
+                    Ent::DgOut {
+                        udp: m.id,
+                        generation,
+                        fam: m.fam,
+                        remote: wit,
+                        permit: 0,
+                    },
+                );
+            }
+            (UdpSt::Bound, Out::Code(E::InvalidArgument)) if bad_remote => {}
+            (UdpSt::Bound, o) => self.fail(format!("udp.stream({remote:?}) gave {o:?}")),
+            // The state is checked before the address.
+            (_, Out::Code(E::InvalidState)) => {}
+            (st, o) => self.fail(format!("udp.stream in {st:?} gave {o:?}")),
+        }
+    }
+
+    /// `local-address` (`local`) or `remote-address`.
+    fn udp_addresses(&mut self, s: H, local: bool) {
+        let m = self.udp(s);
+        let r = if local {
+            HostUdpSocket::local_address(&mut view!(self), b::<UdpSocket>(s))
+        } else {
+            HostUdpSocket::remote_address(&mut view!(self), b::<UdpSocket>(s))
+        };
+        let name = if local {
+            "udp.local-address"
+        } else {
+            "udp.remote-address"
+        };
+        let detail = format!("({}) = {:?}", s.rep, r.as_ref().ok());
+        let o = self.judge(name, detail, s.live, &r, &[E::InvalidState], false);
+        let Some(m) = m else { return };
+        let want_ok = m.st == UdpSt::Bound && (local || m.remote.is_some());
+        if (o == Out::Ok) != want_ok {
+            self.fail(format!(
+                "{name} in {:?} (remote {:?}) gave {o:?}",
+                m.st, m.remote
+            ));
+        }
+        if let (false, Ok(a), Some(want)) = (local, &r, &m.remote)
+            && !same_addr(a, want)
+        {
+            self.fail(format!("udp.remote-address = {a:?}, streamed to {want:?}"));
+        }
+        // The port stays for life (`stream(none)` keeps it too); the IP is the bound
+        // one, except that an unspecified one narrows to the route's source (loopback)
+        // while streaming to a (loopback) peer.
+        if let (true, Ok(a), Some(bound)) = (local, &r, m.local) {
+            let narrowed = match m.fam {
+                Fam::Ipv4 => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                Fam::Ipv6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            };
+            let want_ip = match m.remote {
+                Some(_) if ip_of(&bound).is_unspecified() => narrowed,
+                _ => ip_of(&bound),
+            };
+            if sock_fam(a) != m.fam || ip_of(a) != want_ip || port_of(a) != port_of(&bound) {
+                self.fail(format!(
+                    "udp.local-address = {a:?}, bound to {bound:?}, streaming to {:?}",
+                    m.remote
+                ));
+            }
+        }
+    }
+
+    fn udp_start_bind(&mut self, s: H, net: H, a: Addr) -> Out {
+        let m = self.udp(s);
+        // Multicast and broadcast ones apart, to see them in the outcome counts.
+        let call = if a.group {
+            "udp.start-bind[multicast/broadcast]"
+        } else {
+            "udp.start-bind"
+        };
+        let r = HostUdpSocket::start_bind(&mut view!(self), b::<UdpSocket>(s), b(net), a.wit);
+        let o = self.judge(
+            call,
+            format!("({}, {:?})", s.rep, a.wit),
+            s.live && net.live,
+            &r,
+            START_BIND_ERRORS,
+            false,
+        );
+        if let (Some(m), true) = (m, net.live) {
+            let right_fam = sock_fam(&a.wit) == m.fam;
+            let want: &[Out] = if m.st == UdpSt::BindStarted {
+                // Checked first: before the state's other rules and the address.
+                &[Out::Code(E::ConcurrencyConflict)]
+            } else if m.st != UdpSt::Unbound {
+                // The state is checked before the address.
+                &[Out::Code(E::InvalidState)]
+            } else if !(a.valid_local || a.group) || !right_fam {
+                // No unicast rule for UDP: the family and IPv4-mapped only.
+                &[Out::Code(E::InvalidArgument)]
+            } else if a.bind_einval {
+                &[Out::Code(E::InvalidArgument)]
+            } else {
+                // Multicast and broadcast bind like any other address (Linux).
+                bind_outcomes(&a)
+            };
+            if !want.contains(&o) {
+                self.fail(format!(
+                    "udp.start-bind({:?}) in {:?} gave {o:?}, want one of {want:?}",
+                    a.wit, m.st
+                ));
+            }
+            if o == Out::Ok {
+                self.udp_bind_started(s, a.wit);
+            }
+        }
+        o
+    }
+
     /// Two UDP sockets bound on loopback, one streaming to the other and one unconnected, all
     /// through the checked calls (so the datagram calls get live streams to work on).
     fn udp_pair(&mut self, fam: Fam) {
@@ -2010,20 +2427,20 @@ impl<'t> Fuzz<'t> {
                 format!("({}, {lo:?})", s.rep),
                 true,
                 &r,
-                BIND_ERRORS,
+                START_BIND_ERRORS,
                 false,
             ) != Out::Ok
             {
                 return;
             }
-            self.udp_set_state(s, UdpSt::BindStarted);
+            self.udp_bind_started(s, lo);
             let r = HostUdpSocket::finish_bind(&mut view!(self), b::<UdpSocket>(s));
             if self.judge(
                 "udp.finish-bind",
                 format!("({})", s.rep),
                 true,
                 &r,
-                BIND_ERRORS,
+                UDP_FINISH_BIND_ERRORS,
                 false,
             ) != Out::Ok
             {
@@ -2032,18 +2449,17 @@ impl<'t> Fuzz<'t> {
                     out_of(&r)
                 ));
             }
-            self.udp_set_state(s, UdpSt::Bound);
-            let r = HostUdpSocket::local_address(&mut view!(self), b::<UdpSocket>(s));
-            self.judge("udp.local-address", String::new(), true, &r, &[], false);
-            let Ok(a) = r else { return };
-            let id = self.udp(s).unwrap().id;
-            self.udp_port.insert(id, port_of(&a));
+            self.udp_bound(s);
+            let Some(a) = self.udp(s).and_then(|m| m.local) else {
+                return;
+            };
             socks.push((s, a));
         }
         let (a, b_addr) = (socks[0], socks[1].1);
         let (b_sock, a_addr) = (socks[1].0, socks[0].1);
         for (s, remote) in [(a.0, Some(b_addr)), (b_sock, None)] {
             let _ = a_addr;
+            self.check_udp_dests("udp.stream", remote.iter());
             let r = HostUdpSocket::stream(&mut view!(self), b::<UdpSocket>(s), remote);
             let o = self.judge(
                 "udp.stream",
@@ -2090,6 +2506,56 @@ impl<'t> Fuzz<'t> {
         }
     }
 
+    /// A UDP `start-bind` to `asked` succeeded.
+    fn udp_bind_started(&mut self, s: H, asked: IpSocketAddress) {
+        if let Some(Ent::Udp(u)) = self.live.get_mut(&s.rep) {
+            u.st = UdpSt::BindStarted;
+            u.local = Some(asked);
+        }
+    }
+
+    /// A UDP `finish-bind` succeeded: the socket is bound to the IP asked for (multicast and
+    /// broadcast ones too) and the port asked for or one the kernel picked. The model keeps
+    /// that address (the port as a target for later steps).
+    fn udp_bound(&mut self, s: H) {
+        self.udp_set_state(s, UdpSt::Bound);
+        let Some(m) = self.udp(s) else { return };
+        let r = HostUdpSocket::local_address(&mut view!(self), b::<UdpSocket>(s));
+        let detail = format!("({}) = {:?}", s.rep, r.as_ref().ok());
+        self.judge("udp.local-address", detail, true, &r, &[], false);
+        let Ok(a) = r else { return };
+        if let Some(asked) = m.local
+            && (sock_fam(&a) != m.fam
+                || ip_of(&a) != ip_of(&asked)
+                || port_of(&a) == 0
+                || (port_of(&asked) != 0 && port_of(&a) != port_of(&asked)))
+        {
+            self.fail(format!(
+                "udp.local-address after a bind to {asked:?} is {a:?}"
+            ));
+        }
+        self.udp_port.insert(m.id, port_of(&a));
+        if let Some(Ent::Udp(u)) = self.live.get_mut(&s.rep) {
+            u.local = Some(a);
+        }
+    }
+
+    /// Fails unless every UDP destination of a call is safe to hand to the host (see
+    /// [`udp_dest_is_safe`]); called before the call, so nothing unsafe is ever sent.
+    fn check_udp_dests<'a>(
+        &self,
+        call: &str,
+        dests: impl IntoIterator<Item = &'a IpSocketAddress>,
+    ) {
+        for a in dests {
+            if !udp_dest_is_safe(a) {
+                self.fail(format!(
+                    "{call}: the fuzzer generated UDP destination {a:?}"
+                ));
+            }
+        }
+    }
+
     fn dgin_step(&mut self) {
         let h = self.target(Kind::DgIn);
         let m = match (h.live, self.live.get(&h.rep)) {
@@ -2121,7 +2587,13 @@ impl<'t> Fuzz<'t> {
                     detail,
                     h.live,
                     &r,
-                    &[E::RemoteUnreachable, E::ConnectionRefused, E::InvalidState],
+                    // ICMP errors queued on the socket (`IP_RECVERR`), memory for `recvmmsg`.
+                    &[
+                        E::RemoteUnreachable,
+                        E::ConnectionRefused,
+                        E::InvalidState,
+                        OOM,
+                    ],
                     false,
                 );
                 let Some((udp, generation, remote)) = m else {
@@ -2277,6 +2749,10 @@ impl<'t> Fuzz<'t> {
                         remote_address: addr.0,
                     });
                 }
+                self.check_udp_dests(
+                    "outgoing-datagram-stream.send",
+                    list.iter().filter_map(|d| d.remote_address.as_ref()),
+                );
                 let sizes: Vec<usize> = list.iter().map(|d| d.data.len()).collect();
                 let r = HostOutgoingDatagramStream::send(
                     &mut view!(self),
@@ -2300,6 +2776,10 @@ impl<'t> Fuzz<'t> {
                         E::RemoteUnreachable,
                         E::ConnectionRefused,
                         E::DatagramTooLarge,
+                        // Not only memory pressure: Linux fails a datagram that needs more than
+                        // twice the socket's send buffer with `ENOBUFS` (a 65 507-byte one after
+                        // `set-send-buffer-size(1)`, seed 1000004).
+                        OOM,
                     ],
                     over,
                 );
@@ -2396,14 +2876,15 @@ impl<'t> Fuzz<'t> {
     async fn input_step(&mut self) {
         let h = self.target(Kind::In);
         let conn = self.conn_of(h);
-        let shut = conn.is_some_and(|c| self.conns[&c].0);
+        // Reads must say `closed`.
+        let shut = conn.is_some_and(|c| self.conns[&c].rx_shut || self.conns[&c].rx_done);
         match self.rng.below(7) {
             0..=2 => {
                 let len = self.rng.pick(&[0u64, 1, 100, 65_536, u64::MAX]);
                 let r = HostInputStream::read(&mut self.table, b::<DynInputStream>(h), len);
                 let detail = format!("({}, {len}) = {:?}", h.rep, r.as_ref().ok().map(Vec::len));
                 let o = self.judge_stream("input-stream.read", detail, h.live, &r, false);
-                self.after_read(h, shut, o, len, r.map(|v| v.len() as u64));
+                self.after_read(h, conn, shut, o, len, r.map(|v| v.len() as u64));
             }
             3 => {
                 let len = self.rng.pick(&[0u64, 1, 4096]);
@@ -2423,14 +2904,14 @@ impl<'t> Fuzz<'t> {
                 };
                 let detail = format!("({}, {len}) = {:?}", h.rep, r.as_ref().ok().map(Vec::len));
                 let o = self.judge_stream("input-stream.blocking-read", detail, h.live, &r, false);
-                self.after_read(h, shut, o, len, r.map(|v| v.len() as u64));
+                self.after_read(h, conn, shut, o, len, r.map(|v| v.len() as u64));
             }
             4 => {
                 let len = self.rng.pick(&[0u64, 1, 100, u64::MAX]);
                 let r = HostInputStream::skip(&mut self.table, b::<DynInputStream>(h), len);
                 let detail = format!("({}, {len}) = {:?}", h.rep, r.as_ref().ok());
                 let o = self.judge_stream("input-stream.skip", detail, h.live, &r, false);
-                self.after_read(h, shut, o, len, r);
+                self.after_read(h, conn, shut, o, len, r);
             }
             5 => {
                 // wasi-io's subscribe does not check the parent's type (the component model
@@ -2477,12 +2958,28 @@ impl<'t> Fuzz<'t> {
         }
     }
 
-    fn after_read(&mut self, h: H, shut: bool, o: SOut, len: u64, r: Result<u64, StreamError>) {
+    fn after_read(
+        &mut self,
+        h: H,
+        conn: Option<u64>,
+        shut: bool,
+        o: SOut,
+        len: u64,
+        r: Result<u64, StreamError>,
+    ) {
         if !h.live {
             return;
         }
-        if shut && o == SOut::Ok {
-            self.fail("a read after shutdown(receive) did not report closed".into());
+        if shut && o != SOut::Closed {
+            self.fail(format!(
+                "a read({len}) after shutdown(receive) or the end of the stream gave {o:?}, \
+                 want closed"
+            ));
+        }
+        if matches!(o, SOut::Closed | SOut::Failed)
+            && let Some(c) = conn.and_then(|c| self.conns.get_mut(&c))
+        {
+            c.rx_done = true;
         }
         match r {
             Ok(n) if n > len => self.fail(format!("read({len}) returned {n} bytes")),
@@ -2515,7 +3012,8 @@ impl<'t> Fuzz<'t> {
     async fn output_step(&mut self) {
         let h = self.target(Kind::Out);
         let conn = self.conn_of(h);
-        let shut = conn.is_some_and(|c| self.conns[&c].1);
+        // Every call on the stream must say `closed`.
+        let shut = conn.is_some_and(|c| self.conns[&c].tx_shut);
         let permit = match (h.live, self.live.get(&h.rep)) {
             (true, Some(Ent::Out { permit, .. })) => *permit,
             _ => Some(0),
@@ -2528,8 +3026,8 @@ impl<'t> Fuzz<'t> {
                 if !h.live {
                     return;
                 }
-                if shut && o == SOut::Ok {
-                    self.fail("check-write after shutdown(send) did not report closed".into());
+                if shut && o != SOut::Closed {
+                    self.fail(format!("check-write after shutdown(send) gave {o:?}"));
                 }
                 match r {
                     Ok(n) => {
@@ -2571,8 +3069,9 @@ impl<'t> Fuzz<'t> {
                         "write of {len} over a permit of {permit:?} succeeded"
                     ));
                 }
-                if shut && o == SOut::Ok {
-                    self.fail("write after shutdown(send) did not report closed".into());
+                // Closed before the permit is looked at: no trap over the permit either.
+                if shut && o != SOut::Closed {
+                    self.fail(format!("write after shutdown(send) gave {o:?}"));
                 }
                 if o == SOut::Ok {
                     self.set_permit(h, permit.map(|p| p - len));
@@ -2585,13 +3084,16 @@ impl<'t> Fuzz<'t> {
             }
             4 => {
                 let r = HostOutputStream::flush(&mut self.table, b::<DynOutputStream>(h));
-                self.judge_stream(
+                let o = self.judge_stream(
                     "output-stream.flush",
                     format!("({})", h.rep),
                     h.live,
                     &r,
                     false,
                 );
+                if h.live && shut && o != SOut::Closed {
+                    self.fail(format!("flush after shutdown(send) gave {o:?}"));
+                }
             }
             5 => {
                 let wait = self.wait();
@@ -2623,7 +3125,14 @@ impl<'t> Fuzz<'t> {
                 self.set_permit(h, None);
                 match r {
                     Ok(r) => {
-                        self.judge_stream(name, format!("({})", h.rep), h.live, &r, false);
+                        let o = self.judge_stream(name, format!("({})", h.rep), h.live, &r, false);
+                        if h.live && shut && o != SOut::Closed {
+                            self.fail(format!("{name} after shutdown(send) gave {o:?}"));
+                        }
+                    }
+                    // The closed stream is ready at once: it cannot time out.
+                    Err(_) if h.live && shut => {
+                        self.fail(format!("{name} after shutdown(send) timed out"))
                     }
                     Err(_) => self.record(name, "timeout".into(), String::new()),
                 }
@@ -2827,11 +3336,13 @@ impl<'t> Fuzz<'t> {
             detail,
             h.live,
             &r,
+            // `EAI_MEMORY` is `out-of-memory`; `getaddrinfo` runs on a thread of the host's.
             &[
                 E::NameUnresolvable,
                 E::TemporaryResolverFailure,
                 E::PermanentResolverFailure,
                 E::WouldBlock,
+                OOM,
             ],
             false,
         );
