@@ -129,6 +129,17 @@ pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
 pub(crate) fn connect_error(e: &io::Error) -> ErrorCode {
     match e.raw_os_error() {
         Some(libc::EADDRNOTAVAIL) => ErrorCode::AddressInUse,
+        // An IPv6 scope id naming no interface: nothing routes there.
+        Some(libc::ENODEV) => ErrorCode::RemoteUnreachable,
+        _ => from_io(e),
+    }
+}
+
+/// `start-bind` errors: an IPv6 scope id naming no interface (`ENODEV`) is an address the
+/// network cannot bind, `address-not-bindable`, as `EADDRNOTAVAIL` is.
+pub(crate) fn bind_error(e: &io::Error) -> ErrorCode {
+    match e.raw_os_error() {
+        Some(libc::ENODEV) => ErrorCode::AddressNotBindable,
         _ => from_io(e),
     }
 }

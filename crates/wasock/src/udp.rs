@@ -120,7 +120,7 @@ impl UdpSocket {
         })?;
         let ports = self.gate.port_map(Protocol::Udp, local);
         let host = ports.to_host(local);
-        sock.bind(host)?;
+        sock.bind(host).map_err(|e| crate::error::bind_error(&e))?;
         self.ports = ports;
         self.port_pinned = host.port() != 0;
         if let Ok(bound) = sock.local_addr() {
@@ -190,7 +190,10 @@ impl UdpSocket {
             }
         }
         if let Some(r) = remote {
-            shared.sock.connect(r)?;
+            shared
+                .sock
+                .connect(r)
+                .map_err(|e| crate::error::connect_error(&e))?;
             self.remote = remote;
             self.slot.meter().set_remote(remote);
         }

@@ -159,7 +159,8 @@ impl TcpSocket {
             local,
         })?;
         let ports = self.gate.port_map(Protocol::Tcp, local);
-        sock.bind(ports.to_host(local))?;
+        sock.bind(ports.to_host(local))
+            .map_err(|e| crate::error::bind_error(&e))?;
         self.ports = ports;
         if let Ok(bound) = sock.local_addr() {
             self.slot.meter().set_local(ports.to_guest(bound));

@@ -1472,6 +1472,19 @@ fn bind_unspecified_and_reuse(net: &Network) {
             tcp_bind("bind", &d, net, foreign),
             E::AddressNotBindable,
         );
+        if family == Family::Ipv6 {
+            let nowhere = IpSocketAddress::Ipv6(raw::Ipv6SocketAddress {
+                port: 0,
+                flow_info: 0,
+                address: (0xfe80, 0, 0, 0, 0, 0, 0, 1),
+                scope_id: 999_999,
+            });
+            expect_err(
+                &c("a link-local address on an interface that does not exist"),
+                tcp_bind("bind", &d, net, nowhere),
+                E::AddressNotBindable,
+            );
+        }
 
         let t = tcp_pair(&c("pair"), net, family);
         let client_port = port_of(&local_addr_tcp(&c("client address"), &t.client));
