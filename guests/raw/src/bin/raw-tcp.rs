@@ -1307,11 +1307,11 @@ fn pollable_follows_connect(net: &Network) {
         Subscribed::AfterStart,
         Subscribed::AfterWouldBlock,
     ] {
-        for (target, want) in [
-            (lo4(closed_port), Err(E::ConnectionRefused)),
-            (open, Ok(())),
+        for (target, want, outcome) in [
+            (lo4(closed_port), Err(E::ConnectionRefused), "refused"),
+            (open, Ok(()), "accepted"),
         ] {
-            let c = |what: &str| format!("follows({when:?}, {:?}): {what}", want.map(|_| "ok"));
+            let c = |what: &str| format!("follows({when:?}, {outcome}): {what}");
             let s = new_tcp(&c("create"), Family::Ipv4);
             let early = matches!(when, Subscribed::BeforeStart).then(|| s.subscribe());
             expect_ok(&c("start-connect"), s.start_connect(net, target));
