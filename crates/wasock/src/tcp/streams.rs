@@ -175,7 +175,24 @@ pub(crate) struct TcpReader {
     conn: Arc<Conn>,
 }
 
+#[wasmtime_wasi_io::async_trait]
 impl InputStream for TcpReader {
+    /// `blocking-read`: reads first and waits only when nothing is there, so a guest that
+    /// blocks after its data arrived pays no readiness check (the default waits first).
+    async fn blocking_read(&mut self, size: usize) -> StreamResult<Bytes> {
+        if size == 0 {
+            self.ready().await;
+            return self.read(0);
+        }
+        loop {
+            let data = self.read(size)?;
+            if !data.is_empty() {
+                return Ok(data);
+            }
+            self.ready().await;
+        }
+    }
+
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
         if self.conn.stream.read_closed() {
             return Err(StreamError::Closed);

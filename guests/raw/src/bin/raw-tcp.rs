@@ -37,6 +37,7 @@ fn main() {
     end_of_stream_edges(&net);
     bind_unspecified_and_reuse(&net);
     options_in_every_state(&net);
+    blocking_read_returns_data_then_closed(&net);
     // Last: a host that makes streams children of their socket traps here (wasock does not).
     drop_socket_before_streams(&net);
     drop_streams_before_socket(&net);
@@ -1527,4 +1528,31 @@ fn options_in_every_state(net: &Network) {
             Ok(20_000),
         );
     }
+}
+
+/// `blocking-read` "blocks until at least one byte can be read": data written before it (or
+/// arriving while it waits) comes back, then the end of stream as `closed`.
+fn blocking_read_returns_data_then_closed(net: &Network) {
+    let t = tcp_pair("blocking-read: pair", net, Family::Ipv4);
+    write_all("blocking-read: peer writes", &t.server_out, b"ping");
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        match t.client_in.blocking_read(64) {
+            Ok(chunk) => got.extend(chunk),
+            Err(e) => fail("blocking-read: the data", raw::describe(&e)),
+        }
+        if got.len() >= 4 {
+            break;
+        }
+    }
+    check_eq("blocking-read: the data", got, b"ping".to_vec());
+    expect_ok(
+        "blocking-read: peer shutdown(send)",
+        t.server.shutdown(ShutdownType::Send),
+    );
+    check_eq(
+        "blocking-read: then closed",
+        read_result(t.client_in.blocking_read(64)),
+        Err("closed".into()),
+    );
 }
