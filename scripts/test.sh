@@ -1,9 +1,52 @@
 #!/usr/bin/env bash
-# The test suite: formatting, lints, unit tests, and the conformance guests under wasock.
+# The test suite, stage by stage: formatting, the conformance guests, lints, then the unit,
+# integration and conformance tests. Each stage says what it does and how long it took; a failure
+# names its stage.
+#
+# After scripts/demo.sh this compiles no Wasmtime crate again: the demo's debug build is part of
+# the tests' build (same profile, same features), and the guests are built once, here, exactly as
+# the tests' build script would.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
+trap 'stages_report $?' EXIT
+stages 8
+
+if built_before; then
+    first=""
+else
+    first=" (on a first run without the demo, add the 8 minutes its build takes)"
+fi
+
+stage setup "the pinned Rust toolchain, its wasm32-wasip2 target, rustfmt, clippy and wrk" \
+    "a few seconds once installed"
 bash scripts/setup.sh
+
+stage formatting "cargo fmt --check, in both workspaces (crates and guests)" "seconds"
 cargo fmt --all -- --check
 (cd guests && cargo fmt --all -- --check)
-cargo clippy --quiet --all-targets -- -D warnings
-cargo test --workspace
+
+stage "conformance guests" "the test components in guests/, built for wasm32-wasip2" \
+    "about 20 seconds the first time, then seconds"
+mapfile -t packages < <(test_guest_packages)
+[ ${#packages[@]} -gt 0 ] || { echo "test.sh: no PACKAGES list in crates/wasock-guests/build.rs" >&2; exit 1; }
+build_guests "${packages[@]}"
+
+stage lints "cargo clippy --all-targets -- -D warnings" \
+    "about a minute the first time (clippy type-checks every dependency once), then seconds"
+cargo clippy --all-targets -- -D warnings
+
+stage "build the tests" "cargo test --workspace --no-run" \
+    "about a minute after the demo$first; seconds when nothing changed"
+cargo test --workspace --no-run
+
+stage "unit tests" "cargo test --workspace --lib --bins" "seconds"
+cargo test --workspace --lib --bins
+
+stage "integration and conformance tests" \
+    "cargo test --workspace --test '*': the guests under wasock, policy, limits, the CLI, the demo" \
+    "about 1 to 2 minutes"
+cargo test --workspace --test '*'
+
+stage "doc tests" "cargo test --workspace --doc" "seconds"
+cargo test --workspace --doc

@@ -13,6 +13,7 @@ use std::time::Duration;
 use wasock::limits::{FOREVER, Limits, MAX_WRITE_BUFFER};
 
 #[derive(Args)]
+#[command(next_help_heading = "Limits (per instance)")]
 pub(crate) struct LimitArgs {
     /// Most sockets open at once (TCP and UDP); more is `new-socket-limit`; 0: none
     /// [default: 1024].

@@ -5,6 +5,7 @@ mod check;
 mod limit_args;
 mod policy_args;
 mod run;
+mod usage;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -16,7 +17,10 @@ const HOST_EXIT: u8 = 2;
 #[command(
     name = "wasock",
     version,
-    about = "Run WebAssembly components with policy-checked wasi:sockets"
+    about = "Run WebAssembly components with policy-checked wasi:sockets",
+    after_help = "Networking is denied unless a rule or switch allows it. \
+                  `wasock run --help` lists the flags; `wasock policy check --help` explains a \
+                  policy before you run anything."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a wasi:cli/command component.
+    /// Run a wasi:cli/command component; networking is denied unless a flag allows it.
     Run(Box<run::RunArgs>),
     /// Work with network policies.
     #[command(subcommand)]
@@ -33,7 +37,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::CommandFactory;
+            return usage::report(e, &Cli::command());
+        }
+    };
+    match cli.command {
         Command::Run(args) => {
             // One guest is one thread of control: on a current-thread runtime the thread that
             // runs it also waits on the reactor, so a wake-up is one context switch, not two.
@@ -50,10 +61,21 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints one line for the operator, never a backtrace.
+/// Prints one line for the operator, never a backtrace, and gives the host's exit code.
 fn fail(msg: &str) -> ExitCode {
-    eprintln!("wasock: error: {msg}");
+    eprintln!("wasock: error: {}", one_line(msg));
     ExitCode::from(HOST_EXIT)
+}
+
+/// `msg` on one line: every line break (the user's text is quoted with its escapes, but an OS or
+/// Wasmtime message may span lines) becomes a space.
+fn one_line(msg: &str) -> String {
+    let parts: Vec<&str> = msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    parts.join(" ")
 }
 
 #[cfg(test)]
@@ -62,5 +84,11 @@ mod tests {
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        assert_eq!(super::one_line("a\n  b\r\n\nc"), "a b c");
+        assert_eq!(super::one_line("one"), "one");
     }
 }

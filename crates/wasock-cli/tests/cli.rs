@@ -43,21 +43,71 @@ fn assert_one_line_error(out: &Output, needle: &str) {
 #[test]
 fn missing_file_is_one_line() {
     let out = wasock(&["run", "/nonexistent/app.wasm"]);
-    assert_one_line_error(&out, "cannot read `/nonexistent/app.wasm`");
+    assert_one_line_error(&out, "cannot read \"/nonexistent/app.wasm\": ");
 }
 
 #[test]
 fn core_module_is_named_as_such() {
     let path = scratch("core.wasm", b"\0asm\x01\0\0\0");
     let out = wasock(&["run", path.to_str().unwrap()]);
-    assert_one_line_error(&out, "is a core WebAssembly module, not a component");
+    assert_one_line_error(
+        &out,
+        "core.wasm\" is a core WebAssembly module, not a component",
+    );
 }
 
 #[test]
-fn garbage_is_not_a_component() {
-    let path = scratch("garbage.wasm", b"this is not wasm");
+fn a_text_file_is_not_a_component() {
+    let path = scratch("notes.txt", b"these are notes, not a component\n");
     let out = wasock(&["run", path.to_str().unwrap()]);
-    assert_one_line_error(&out, "is not a valid component");
+    assert_one_line_error(
+        &out,
+        "notes.txt\" is not a WebAssembly component (it looks like text)",
+    );
+    assert!(!stderr(&out).contains("expected `(`"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_core_module_in_text_is_named_as_such() {
+    let path = scratch("core.wat", b";; a module\n(module (func))\n");
+    let out = wasock(&["run", path.to_str().unwrap()]);
+    assert_one_line_error(
+        &out,
+        "core.wat\" is a core WebAssembly module in the text format, not a component",
+    );
+}
+
+#[test]
+fn binary_garbage_is_not_a_component() {
+    let path = scratch("garbage.bin", b"\x7fELF\x02\x01\x01\0\xff\xfe");
+    let out = wasock(&["run", path.to_str().unwrap()]);
+    assert_one_line_error(
+        &out,
+        "garbage.bin\" is not a WebAssembly component: it does not start with the WebAssembly \
+         magic bytes",
+    );
+    let path = scratch("empty.wasm", b"");
+    let out = wasock(&["run", path.to_str().unwrap()]);
+    assert_one_line_error(
+        &out,
+        "empty.wasm\" is empty: expected a WebAssembly component",
+    );
+}
+
+#[test]
+fn an_invalid_component_says_what_and_where() {
+    // Binary: a component header, then bytes that are no section.
+    let path = scratch("broken.wasm", b"\0asm\x0d\0\x01\0\xff\xff\xff");
+    let out = wasock(&["run", path.to_str().unwrap()]);
+    assert_one_line_error(&out, "broken.wasm\" is not a valid component: ");
+    // Text: the text format's own error, with its line and column.
+    let path = scratch("broken.wat", b"(component\n  (import oops))\n");
+    let out = wasock(&["run", path.to_str().unwrap()]);
+    assert_one_line_error(
+        &out,
+        "broken.wat\" is not a valid component (read as WebAssembly text): ",
+    );
+    assert_one_line_error(&out, ", at line 2 column ");
 }
 
 #[test]
@@ -66,6 +116,7 @@ fn unsatisfiable_import_is_named() {
         br#"(component (import "example:missing/thing@1.0.0" (instance (export "f" (func)))))"#;
     let path = scratch("missing-import.wat", wat);
     let out = wasock(&["run", path.to_str().unwrap()]);
+    assert_one_line_error(&out, "cannot start \"");
     assert_one_line_error(&out, "example:missing/thing@1.0.0");
 }
 
@@ -73,7 +124,195 @@ fn unsatisfiable_import_is_named() {
 fn non_command_is_named_as_such() {
     let path = scratch("empty.wat", b"(component)");
     let out = wasock(&["run", path.to_str().unwrap()]);
-    assert_one_line_error(&out, "is not a command");
+    assert_one_line_error(
+        &out,
+        "empty.wat\" is not a command (it must export wasi:cli/run)",
+    );
+}
+
+#[test]
+fn guest_flags_name_the_flag_and_quote_the_value() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--env", "=x"],
+            "--env \"=x\": expected KEY=VALUE or KEY, with a variable name as KEY",
+        ),
+        (
+            &["--env", "WASOCK_TEST_SURELY_UNSET"],
+            "--env \"WASOCK_TEST_SURELY_UNSET\": \"WASOCK_TEST_SURELY_UNSET\" is not set in the \
+             host environment",
+        ),
+        (
+            &["--dir", "/nonexistent/dir::/data"],
+            "--dir \"/nonexistent/dir::/data\": cannot open the host directory \
+             \"/nonexistent/dir\": ",
+        ),
+        (
+            &["--dir", "::/data"],
+            "--dir \"::/data\": expected HOST or HOST::GUEST, with both directories named",
+        ),
+        (
+            &["--audit", "/nonexistent/dir/audit.jsonl"],
+            "--audit \"/nonexistent/dir/audit.jsonl\": cannot open: ",
+        ),
+        (
+            &["--policy", "/nonexistent/policy.toml"],
+            "--policy \"/nonexistent/policy.toml\": cannot read: ",
+        ),
+    ];
+    for (flags, message) in cases {
+        let mut argv = vec!["run"];
+        argv.extend_from_slice(flags);
+        argv.push(wasock_guests::STD_CLI);
+        assert_one_line_error(&wasock(&argv), message);
+    }
+}
+
+#[test]
+fn rule_flags_quote_the_rule() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "--allow-outbound",
+            "tcp://x:99999",
+            "--allow-outbound \"tcp://x:99999\": column 9: expected a port 1-65535",
+        ),
+        // A rule with a space: the quotes show where it ends.
+        (
+            "--allow-outbound",
+            "tcp://a:1 tcp://b:2",
+            "--allow-outbound \"tcp://a:1 tcp://b:2\": column 11: expected the end of the rule",
+        ),
+        // An empty rule asks for a rule, not for a "rule kind" the flag already is.
+        (
+            "--allow-outbound",
+            "",
+            "--allow-outbound \"\": expected a rule, as in SCHEME://HOST:PORTS such as \
+             tcp://api.example.com:443",
+        ),
+        (
+            "--deny-inbound",
+            " ",
+            "--deny-inbound \" \": expected a rule, as in SCHEME://ADDR:PORTS",
+        ),
+        (
+            "--allow-resolve",
+            "",
+            "--allow-resolve \"\": expected a rule, as in a name pattern",
+        ),
+    ];
+    for &(flag, rule, message) in cases {
+        let out = wasock(&["run", flag, rule, wasock_guests::STD_CLI]);
+        assert_one_line_error(&out, message);
+        assert!(!stderr(&out).contains("kind"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn usage_mistakes_are_one_line_with_the_help_to_read() {
+    let cli = wasock_guests::STD_CLI;
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["run", "--alow-lookup", cli],
+            "unknown flag \"--alow-lookup\": did you mean \"--allow-lookup\"? (see `wasock run \
+             --help`)",
+        ),
+        (
+            &["run", "--frobnicate", cli],
+            "unknown flag \"--frobnicate\" (a flag meant for the guest goes after the component \
+             and `--`) (see `wasock run --help`)",
+        ),
+        (
+            &["run", cli, "hello world"],
+            "unexpected argument \"hello world\" after the component: arguments for the guest go \
+             after `--`, as in `wasock run COMPONENT -- 'hello world'`",
+        ),
+        (
+            &["run", "--policy-mode", "audti", cli],
+            "--policy-mode: expected enforce or audit, got \"audti\": did you mean \"audit\"?",
+        ),
+        (
+            &["run"],
+            "missing the component to run (see `wasock run --help`)",
+        ),
+        (
+            &["run", "--unlimited-sockets", "--max-sockets", "5", cli],
+            "cannot be given with",
+        ),
+        (
+            &["run", cli, "--allow-outbound"],
+            "--allow-outbound: expected a value (RULE) after the flag, got none",
+        ),
+        (
+            &["rnu", cli],
+            "unknown command \"rnu\": expected run or policy (see `wasock --help`)",
+        ),
+        (
+            &["polcy", "check"],
+            "unknown command \"polcy\": did you mean \"policy\"? (see `wasock --help`)",
+        ),
+        (
+            &["policy", "check", "a.toml", "b.toml"],
+            "unexpected argument \"b.toml\" (see `wasock policy check --help`)",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = wasock(args);
+        assert_one_line_error(&out, message);
+        let err = stderr(&out);
+        assert!(!err.contains("Usage:"), "{err}");
+    }
+    // A negative limit is the limit's mistake, never a tip to pass it to the guest.
+    let out = wasock(&["run", "--max-sockets", "-1", cli]);
+    assert_one_line_error(&out, "--max-sockets: must not be negative, got \"-1\"");
+    assert!(!stderr(&out).contains("-- -1"), "{}", stderr(&out));
+}
+
+#[test]
+fn help_wraps_and_says_which_flags_repeat() {
+    for (columns, widest) in [(None, 100), (Some("60"), 60)] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasock"));
+        cmd.args(["run", "--help"]);
+        match columns {
+            Some(c) => cmd.env("COLUMNS", c),
+            None => cmd.env_remove("COLUMNS"),
+        };
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let help = stdout(&out);
+        for line in help.lines() {
+            assert!(
+                line.chars().count() <= widest,
+                "wider than {widest}: {line:?}\n{help}"
+            );
+        }
+    }
+    let help = stdout(&wasock(&["run", "--help"]));
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("rule flags repeat"), "{help}");
+    for flag in [
+        "--allow-outbound",
+        "--deny-outbound",
+        "--allow-inbound",
+        "--deny-inbound",
+        "--allow-resolve",
+        "--deny-resolve",
+        "--dir",
+        "--env",
+    ] {
+        // The flag's entry, up to the next flag's: it says it repeats.
+        let start = flat.find(&format!("{flag} <")).expect(flag);
+        let entry = &flat[start..];
+        let end = entry[2..].find(" --").map_or(entry.len(), |i| i + 2);
+        assert!(
+            entry[..end].contains("[repeatable]"),
+            "{flag}: {}",
+            &entry[..end]
+        );
+    }
+    assert!(flat.contains("Exit status:"), "{help}");
+    let help = stdout(&wasock(&["policy", "check", "--help"]));
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("1 when the policy is valid and an explained operation is denied"));
 }
 
 #[test]
@@ -81,7 +320,9 @@ fn guest_trap_says_which() {
     let out = wasock(&["run", "--allow-all-network", wasock_guests::RAW_UDP_TRAP]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(134), "stderr: {err}");
-    assert!(err.contains("trapped"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.starts_with("wasock: error: \""), "{err}");
+    assert!(err.contains("raw-udp-trap.wasm\" trapped: "), "{err}");
     assert!(
         err.contains("exceeds the 64 permitted by check-send"),
         "{err}"

@@ -74,11 +74,17 @@ fn granted_port_works_and_everything_else_is_denied() {
     // A grant for another port is no grant for this one.
     let other = client(&["--allow-outbound", "tcp://127.0.0.1:1"], &addr, &[]);
     assert_ne!(other.status.code(), Some(0));
+    let err = text(&other.stderr);
+    assert!(err.contains("PermissionDenied"), "{err}");
+    // The refusal reads as one, not as a debug dump.
     assert!(
-        text(&other.stderr).contains("PermissionDenied"),
-        "{}",
-        text(&other.stderr)
+        err.contains(&format!(
+            "refused: access-denied, the host's network policy does not grant a connection to \
+             {addr}"
+        )),
+        "{err}"
     );
+    assert!(!err.contains("Os {"), "{err}");
 
     // The exact grant connects and echoes.
     let rule = format!("tcp://127.0.0.1:{port}");
@@ -205,7 +211,7 @@ fn bad_rules_name_the_flag_or_the_file_line() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
-        err.contains("--allow-outbound tcp://x:99999: column 9: expected a port"),
+        err.contains("--allow-outbound \"tcp://x:99999\": column 9: expected a port"),
         "{err}"
     );
 
@@ -222,7 +228,144 @@ fn bad_rules_name_the_flag_or_the_file_line() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("typo.toml:2:1: expected a rule kind"), "{err}");
+    assert!(err.contains("(in \"allow-inbnd\")"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+
+    // An empty rule in a file: a rule is missing, not a kind.
+    std::fs::write(&file, "allow-outbound = [\"\"]\n").unwrap();
+    let out = wasock()
+        .args(["policy", "check", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.ends_with("typo.toml:1:20: expected a rule, got \"\"\n"),
+        "{err}"
+    );
+}
+
+/// `wasock policy check ARGS`: exit code, stdout, stderr.
+fn check(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = wasock()
+        .args(["policy", "check"])
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn policy_check_without_rules_says_what_is_denied() {
+    let (code, stdout, stderr) = check(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        "# no rules and no switches: every socket operation and name lookup is denied (IP \
+         literals still resolve)\n"
+    );
+    let (code, stdout, _) = check(&["--allow-lookup"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        stdout,
+        "# no rules: only what the switches below allow\n# --allow-lookup: name lookups no deny \
+         rule refuses are allowed\n"
+    );
+}
+
+#[test]
+fn policy_check_names_the_file_as_given() {
+    let (code, stdout, stderr) = check(&["/nonexistent/policy.toml"]);
+    assert_eq!(code, Some(2));
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with(
+            "wasock: error: cannot read the policy file \"/nonexistent/policy.toml\": "
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--policy"), "{stderr}");
+    let (code, _, stderr) = check(&["--policy", "/nonexistent/policy.toml"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.starts_with("wasock: error: --policy \"/nonexistent/policy.toml\": cannot read: "),
+        "{stderr}"
+    );
+    let (code, _, stderr) = check(&["a.toml", "--policy", "b.toml"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        "wasock: error: the policy file is given twice, \"a.toml\" as the argument and \
+         \"b.toml\" with --policy: give one\n"
+    );
+}
+
+#[test]
+fn explain_exits_with_the_verdict() {
+    let rules = ["--allow-outbound", "tcp://10.0.0.0/8:5432"];
+    let allowed = "connect tcp 10.0.0.5:5432";
+    let denied = "connect tcp 192.0.2.1:5432";
+    let (code, stdout, _) = check(&[rules[0], rules[1], "--explain", allowed]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("connect tcp 10.0.0.5:5432: allow"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = check(&[rules[0], rules[1], "--explain", denied]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("connect tcp 192.0.2.1:5432: deny"),
+        "{stdout}"
+    );
+    // Any denied operation makes the answer deny; each is still explained.
+    let (code, stdout, _) = check(&[
+        rules[0],
+        rules[1],
+        "--explain",
+        denied,
+        "--explain",
+        allowed,
+    ]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains(": allow") && stdout.contains(": deny"),
+        "{stdout}"
+    );
+    // The switches decide what no rule does, as in `wasock run`.
+    let (code, stdout, _) = check(&["--allow-all-network", "--explain", denied]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("connect tcp 192.0.2.1:5432: allow\n  switch: --allow-all-network"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = check(&[
+        "--allow-all-network",
+        "--deny-outbound",
+        "tcp://192.0.2.0/24:*",
+        "--explain",
+        denied,
+    ]);
+    assert_eq!(code, Some(1), "{stdout}");
+}
+
+#[test]
+fn a_bad_operation_prints_nothing_but_its_error() {
+    let (code, stdout, stderr) = check(&[
+        "--allow-outbound",
+        "tcp://loopback:*",
+        "--explain",
+        "connect tcp 127.0.0.1:80",
+        "--explain",
+        "conect tcp 127.0.0.1:80",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(
+        stderr,
+        "wasock: error: --explain \"conect tcp 127.0.0.1:80\": column 1: expected an operation: \
+         create, connect, send, bind, listen, accept, receive or resolve\n"
+    );
 }
 
 #[test]
@@ -240,7 +383,8 @@ fn policy_check_normalizes_and_explains() {
         .output()
         .unwrap();
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Both explained operations are denied: exit code 1.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         stdout.contains("allow-outbound tcp://api.example.com:443"),
         "{stdout}"

@@ -4,7 +4,7 @@
 //! Usage: `std-echo-client ADDRESS MESSAGE...`. Prints `sent: X` and `received: X` for
 //! every message; exits non-zero if an echo differs.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
@@ -18,7 +18,19 @@ fn main() {
     };
     let messages: Vec<String> = args.collect();
 
-    let stream = expect_ok("connect", TcpStream::connect(&addr));
+    let stream = match TcpStream::connect(&addr) {
+        // access-denied: the host refused the connection before it was attempted. Say so in
+        // words rather than as a failed expectation's debug dump.
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => fail(
+            "connect",
+            format!(
+                "refused: access-denied, the host's network policy does not grant a connection \
+                 to {addr} (std: {:?})",
+                e.kind()
+            ),
+        ),
+        connected => expect_ok("connect", connected),
+    };
     expect_ok(
         "set_read_timeout",
         stream.set_read_timeout(Some(Duration::from_secs(20))),

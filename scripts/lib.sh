@@ -1,0 +1,102 @@
+# Helpers for scripts/demo.sh and scripts/test.sh (sourced, not run): numbered stages that say
+# what they do, roughly how long they take and how long they took, and the one build of the
+# guest components that the tests' build script (crates/wasock-guests/build.rs) also runs.
+
+# The cargo target directory (CARGO_TARGET_DIR, a config's build.target-dir, or target/).
+target_dir() {
+    cargo metadata --format-version 1 --no-deps 2>/dev/null |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'
+}
+
+stage_total=0
+stage_number=0
+stage_name=""
+stage_started=0
+script_started=$(date +%s)
+stage_times=()
+
+# `stages N`: how many stages the script has.
+stages() {
+    stage_total=$1
+}
+
+# `minutes SECONDS` as `1m 05s` or `42s`.
+minutes() {
+    local s=$1
+    if [ "$s" -ge 60 ]; then
+        printf '%dm %02ds' $((s / 60)) $((s % 60))
+    else
+        printf '%ds' "$s"
+    fi
+}
+
+# Ends the stage under way, printing how long it took.
+stage_done() {
+    [ -n "$stage_name" ] || return 0
+    local took=$(($(date +%s) - stage_started))
+    printf '    %s: done in %s\n' "$stage_name" "$(minutes "$took")"
+    stage_times+=("$stage_name $(minutes "$took")")
+    stage_name=""
+}
+
+# `stage NAME WHAT [ESTIMATE]`: ends the previous stage and announces the next one: its number,
+# what it does and, for a long one, roughly how long it takes.
+stage() {
+    stage_done
+    stage_number=$((stage_number + 1))
+    stage_name=$1
+    stage_started=$(date +%s)
+    echo
+    printf '==> [%d/%d] %s: %s\n' "$stage_number" "$stage_total" "$1" "$2"
+    if [ -n "${3:-}" ]; then
+        printf '    (%s)\n' "$3"
+    fi
+}
+
+# Call from an EXIT trap: names the stage that failed, or lists every stage's time.
+stages_report() {
+    local status=$1
+    if [ "$status" -ne 0 ] && [ -n "$stage_name" ]; then
+        echo
+        printf '==> FAILED in stage [%d/%d] %s (exit code %d, after %s)\n' \
+            "$stage_number" "$stage_total" "$stage_name" "$status" \
+            "$(minutes $(($(date +%s) - stage_started)))"
+    elif [ "$status" -eq 0 ]; then
+        stage_done
+        local list
+        list=$(printf '%s, ' "${stage_times[@]}")
+        printf '==> all %d stages passed in %s: %s\n' "$stage_total" \
+            "$(minutes $(($(date +%s) - script_started)))" "${list%, }"
+    fi
+}
+
+# Whether the debug build of wasock is already there (for the estimates).
+built_before() {
+    [ -x "$(target_dir)/debug/wasock" ]
+}
+
+# `build_guests CARGO_ARGS...`: builds guest components from guests/ for wasm32-wasip2 exactly
+# as crates/wasock-guests/build.rs does (same profile, target directory and environment), so
+# that neither build repeats the other's work.
+build_guests() {
+    local target scrub=()
+    target=$(target_dir)
+    for var in RUSTFLAGS CARGO_ENCODED_RUSTFLAGS RUSTDOCFLAGS CARGO_ENCODED_RUSTDOCFLAGS \
+        CARGO_BUILD_RUSTFLAGS CARGO_BUILD_TARGET CARGO_BUILD_TARGET_DIR CARGO_TARGET_DIR \
+        CARGO_BUILD_BUILD_DIR RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER CARGO_PRIMARY_PACKAGE \
+        CARGO_MANIFEST_PATH $(compgen -e | grep -E '^CARGO_(PROFILE|TARGET)_' || true); do
+        scrub+=(-u "$var")
+    done
+    (cd guests && env "${scrub[@]}" cargo build --release --target wasm32-wasip2 \
+        --manifest-path Cargo.toml --target-dir "${WASOCK_GUESTS_TARGET_DIR:-$target/wasm-guests}" "$@")
+}
+
+# The guest packages the tests use: the PACKAGES list of crates/wasock-guests/build.rs, as
+# `-p NAME` arguments for build_guests.
+test_guest_packages() {
+    local name
+    for name in $(sed -n 's/^const PACKAGES: &\[&str\] = &\[\(.*\)\];$/\1/p' \
+        crates/wasock-guests/build.rs | tr -d '",'); do
+        printf -- '-p\n%s\n' "$name"
+    done
+}
