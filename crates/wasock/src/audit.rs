@@ -119,7 +119,7 @@ impl<W: Write + Send + 'static> JsonLines<W> {
 
 impl<W: Write + Send + 'static> AuditSink for JsonLines<W> {
     fn record(&self, event: &AuditEvent<'_>) {
-        let mut out = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = crate::sync::lock(&self.0);
         if serde_json::to_writer(&mut *out, event).is_ok() {
             let _ = out.write_all(b"\n");
             let _ = out.flush();

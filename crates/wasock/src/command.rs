@@ -37,7 +37,7 @@ static TICKED: Mutex<Option<Vec<EngineWeak>>> = Mutex::new(None);
 
 /// Has a ticker thread advance `engine`'s epoch; the thread ends once no ticked engine is left.
 fn ticker(engine: &Engine) {
-    let mut ticked = TICKED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut ticked = crate::sync::lock(&TICKED);
     let engines = match &mut *ticked {
         Some(engines) => engines,
         none => {
@@ -63,7 +63,7 @@ fn ticker(engine: &Engine) {
 fn tick() {
     loop {
         std::thread::sleep(TIME_SLICE);
-        let mut ticked = TICKED.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ticked = crate::sync::lock(&TICKED);
         let Some(engines) = &mut *ticked else {
             return;
         };

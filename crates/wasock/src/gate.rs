@@ -110,7 +110,7 @@ impl Gate {
     }
 
     fn names(&self) -> std::sync::MutexGuard<'_, Names> {
-        self.names.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.names)
     }
 
     /// Puts `action` to the policy, records the decision, and counts a refusal; a refusal in
@@ -254,7 +254,7 @@ impl Gate {
         }
     }
 
-    /// Rule: waits until the bandwidth cap of `way` allows a byte again (at once with no cap).
+    /// Rule: waits until the bandwidth cap of `way` grants a quantum again (at once with no cap).
     pub(crate) async fn refill(&self, way: Way) {
         let Some(b) = self.bandwidth.bucket(way) else {
             return;

@@ -19,6 +19,7 @@ use crate::limits::{SocketMeter, SocketSlot, Way};
 use crate::network::NetworkId;
 use crate::options;
 use crate::policy::{Action, Protocol};
+use crate::sync::lock;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,7 +102,8 @@ impl UdpSocket {
     }
 
     /// `start-bind`: valid in `unbound` (`concurrency-conflict` while a bind is under way);
-    /// argument rules, then policy, then `bind(2)`. The network is not recorded: UDP has no call that must match it.
+    /// argument rules, then policy, then `bind(2)`. The network is not recorded: UDP has no
+    /// call that must match it.
     pub(crate) fn start_bind(
         &mut self,
         _net: NetworkId,
@@ -267,10 +269,6 @@ impl UdpSocket {
     pub(crate) fn set_send_buffer_size(&self, n: u64) -> SocketResult<()> {
         options::set_send_buffer(self.options()?, n)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Pollable of a `udp-socket`: nothing to wait for, ready at once.

@@ -31,7 +31,7 @@ fn modified(path: &str) -> Option<SystemTime> {
 /// The addresses `/etc/hosts` gives `name` (normalized), in the order `getaddrinfo` sorts them;
 /// `None` when the file does not decide (name absent, or other sources come first).
 pub(crate) fn lookup(name: &str) -> Option<Vec<IpAddr>> {
-    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cache = crate::sync::lock(&CACHE);
     let stale = cache
         .as_ref()
         .is_none_or(|s| s.checked.elapsed() >= RECHECK);

@@ -354,7 +354,7 @@ impl Stream {
     /// Whether the input stream is closed: `shutdown(receive)`, or a read saw the end of
     /// stream or an error (`read` of any size then reports `closed`).
     pub(crate) fn read_closed(&self) -> bool {
-        self.flags.load(Ordering::Acquire) & (READ_SHUT | READ_DONE) != 0
+        self.flag(READ_SHUT | READ_DONE)
     }
 
     /// Whether `shutdown` closed the sending half.

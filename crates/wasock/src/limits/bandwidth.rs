@@ -78,7 +78,7 @@ impl Bucket {
     /// Rule: tokens accrue at `rate` per second since the last look, up to `rate`; a clock
     /// that reads earlier than the last look adds none.
     fn refilled(&self, now: Instant) -> MutexGuard<'_, (f64, Instant)> {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = crate::sync::lock(&self.state);
         s.0 = (s.0 + now.saturating_duration_since(s.1).as_secs_f64() * self.rate).min(self.rate);
         s.1 = s.1.max(now);
         s

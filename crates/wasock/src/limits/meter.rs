@@ -37,7 +37,7 @@ pub(crate) struct Meter {
 
 impl Meter {
     fn addrs(&self) -> MutexGuard<'_, [Packed; 2]> {
-        self.addrs.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.addrs)
     }
 
     /// The instance's gate: the one way from a socket's streams to bandwidth, grants and time.
@@ -279,7 +279,7 @@ impl Accounting {
     }
 
     fn meters(&self) -> MutexGuard<'_, Meters> {
-        self.meters.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.meters)
     }
 
     /// Moves a socket whose last handle is gone from the live meters into the totals.
@@ -310,12 +310,7 @@ impl Accounting {
 
     /// Counts a refusal.
     pub(crate) fn refused(&self, why: Denial) {
-        *self
-            .denied
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(why)
-            .or_default() += 1;
+        *crate::sync::lock(&self.denied).entry(why).or_default() += 1;
     }
 
     /// Whether a new socket would exceed the limit (checked before taking a connection off a
@@ -334,11 +329,7 @@ impl Accounting {
             totals.add(&m.snapshot(true));
         }
         drop(live);
-        let denied_by = self
-            .denied
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let denied_by = crate::sync::lock(&self.denied).clone();
         Stats {
             sockets_open: self.open.load(Relaxed),
             sockets_peak: self.peak.load(Relaxed),

@@ -103,7 +103,7 @@ impl TcpSocket {
         if matches!(wait, Wait::Nothing) && Arc::strong_count(shared) == 1 {
             self.wait = None;
         } else {
-            *shared.lock().unwrap_or_else(|p| p.into_inner()) = wait;
+            *crate::sync::lock(shared) = wait;
         }
     }
 
@@ -482,7 +482,7 @@ pub(crate) struct TcpReadiness(Arc<Mutex<Wait>>);
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for TcpReadiness {
     async fn ready(&mut self) {
-        let wait = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let wait = crate::sync::lock(&self.0).clone();
         match wait {
             Wait::Nothing => {}
             Wait::Connect(conn, deadline) => {

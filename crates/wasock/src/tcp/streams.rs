@@ -86,9 +86,7 @@ impl Conn {
     }
 
     fn spill(&self) -> Option<MutexGuard<'_, Spill>> {
-        self.spill
-            .get()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()))
+        self.spill.get().map(|s| crate::sync::lock(s))
     }
 
     fn has_pending(&self) -> bool {
@@ -119,11 +117,7 @@ impl Conn {
 
     /// Keeps `bytes` for the kernel after what is already pending.
     fn hold(&self, bytes: Bytes) {
-        let mut spill = self
-            .spill
-            .get_or_init(Box::default)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut spill = crate::sync::lock(self.spill.get_or_init(Box::default));
         if spill.pending.is_empty() {
             spill.pending = bytes;
         } else {
