@@ -1,7 +1,7 @@
 //! The per-instance context an embedder builds, and the gate every guest operation passes.
 
 use crate::audit::{AuditSink, PolicyMode};
-use crate::backend::{Resolver, SystemResolver};
+use crate::backend::{Backend, Net, Resolver, SystemResolver, VirtualHost};
 use crate::gate::{Gate, Tuning};
 use crate::limits::{Counters, Limits, Stats};
 use crate::policy::{DenyAll, Policy, Switches, WithSwitches};
@@ -43,6 +43,7 @@ pub struct WasockCtxBuilder {
     audit: Option<Arc<dyn AuditSink>>,
     instance: Option<Arc<str>>,
     resolver: Option<Arc<dyn Resolver>>,
+    net: Net,
 }
 
 impl WasockCtxBuilder {
@@ -111,6 +112,16 @@ impl WasockCtxBuilder {
         self
     }
 
+    /// Puts the instance's sockets on `host` of a virtual network instead of the OS: no OS
+    /// socket is made. Lookups are answered from the network's directory unless a
+    /// [`resolver`](Self::resolver) is set; audit records name the host unless an
+    /// [`instance_name`](Self::instance_name) is set. Policy, limits, audit and counters apply as
+    /// on the OS.
+    pub fn virtual_host(mut self, host: VirtualHost) -> Self {
+        self.net = Net::Virtual(host);
+        self
+    }
+
     /// Builds the context.
     pub fn build(self) -> WasockCtx {
         let policy: Arc<dyn Policy> = match (self.policy, self.switches) {
@@ -119,14 +130,21 @@ impl WasockCtxBuilder {
             (None, switches) if switches == Switches::default() => Arc::new(DenyAll),
             (None, switches) => Arc::new(switches),
         };
+        let (default_name, default_resolver): (Arc<str>, Arc<dyn Resolver>) = match &self.net {
+            Net::Os => ("guest".into(), Arc::new(SystemResolver)),
+            Net::Virtual(host) => (host.name().into(), Arc::new(host.resolver())),
+        };
         let gate = Gate::new(
             policy,
             self.mode,
             self.audit,
-            self.instance.unwrap_or_else(|| "guest".into()),
+            self.instance.unwrap_or(default_name),
             self.limits,
             self.tuning,
-            self.resolver.unwrap_or_else(|| Arc::new(SystemResolver)),
+            Backend {
+                net: self.net,
+                resolver: self.resolver.unwrap_or(default_resolver),
+            },
         );
         WasockCtx {
             gate: Arc::new(gate),

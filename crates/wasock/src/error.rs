@@ -119,11 +119,6 @@ pub(crate) fn create_error(e: &io::Error) -> ErrorCode {
     }
 }
 
-/// Whether the host ran out of file descriptors (`EMFILE`, `ENFILE`).
-pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
-}
-
 /// `connect` errors: on Linux `EADDRNOTAVAIL` there means the implicit bind found no free
 /// ephemeral port, which the WIT calls `address-in-use`.
 pub(crate) fn connect_error(e: &io::Error) -> ErrorCode {

@@ -6,7 +6,7 @@
 //! reach into `limits`: a stream finds the gate through its socket's meter ([`Meter::gate`]).
 
 use crate::audit::{AuditEvent, AuditSink, AuditVerdict, PolicyMode};
-use crate::backend::Resolver;
+use crate::backend::{Backend, Net, Resolver};
 use crate::bindings::network::ErrorCode;
 use crate::clock::Clock;
 use crate::limits::{
@@ -68,8 +68,8 @@ pub(crate) struct Gate {
     bandwidth: Bandwidth,
     clock: Clock,
     tuning: Tuning,
-    /// How the instance's lookups that the policy allowed are answered.
-    pub(crate) resolver: Arc<dyn Resolver>,
+    /// Where the instance's sockets live and how its allowed lookups are answered.
+    backend: Backend,
 }
 
 impl Gate {
@@ -80,7 +80,7 @@ impl Gate {
         instance: Arc<str>,
         limits: Limits,
         tuning: Tuning,
-        resolver: Arc<dyn Resolver>,
+        backend: Backend,
     ) -> Self {
         let limits = limits.saturated();
         let clock = Clock::default();
@@ -95,8 +95,18 @@ impl Gate {
             limits,
             clock,
             tuning,
-            resolver,
+            backend,
         }
+    }
+
+    /// Where the instance's sockets are made: the OS, or a virtual network's host.
+    pub(crate) fn net(&self) -> &Net {
+        &self.backend.net
+    }
+
+    /// How the lookups the policy allowed are answered.
+    pub(crate) fn resolver(&self) -> &dyn Resolver {
+        &*self.backend.resolver
     }
 
     /// The same gate on `clock` (the bandwidth caps start full at its time).
@@ -234,8 +244,9 @@ impl Gate {
 
 /// Accounting: what the instance's sockets moved and what the host ran out of.
 impl Gate {
-    /// Counts an OS error that is the host's fd exhaustion as a refusal; returns it unchanged.
-    pub(crate) fn host_error(&self, e: std::io::Error) -> std::io::Error {
+    /// Counts a backend error that is the host running out of sockets as a refusal; returns it
+    /// unchanged.
+    pub(crate) fn host_error(&self, e: ErrorCode) -> ErrorCode {
         self.acct.host_error(e)
     }
 
@@ -361,7 +372,10 @@ pub(crate) fn test_gate_on(limits: Limits, clock: Clock) -> Arc<Gate> {
         "test".into(),
         limits,
         Tuning::default(),
-        Arc::new(crate::backend::SystemResolver),
+        Backend {
+            net: Net::Os,
+            resolver: Arc::new(crate::backend::SystemResolver),
+        },
     );
     Arc::new(gate.with_clock(clock))
 }

@@ -5,7 +5,7 @@
 //! - [`wit`](crate) glue, one file per WIT interface (`src/wit/tcp.rs`, …), converting types and
 //!   delegating to
 //! - the state machines: `tcp`, `udp`, `lookup`, written once over
-//! - the backend seam `backend` (OS sockets today);
+//! - the backend seam `backend`: the OS's sockets, or a [`VirtualNetwork`]'s hosts;
 //! - `addr` (address rules), `error` (OS → `error-code` table), [`policy`] (the decisions),
 //!   `gate` (the one decision and accounting point: policy, name book, [`audit`], [`limits`],
 //!   and the `clock` that times and runs the host's waits),
@@ -59,7 +59,10 @@ mod udp;
 mod wit;
 
 pub use addr::Family;
-pub use backend::{ResolveError, ResolveFuture, Resolver, SystemResolver};
+pub use backend::{
+    ResolveError, ResolveFuture, Resolver, SystemResolver, VirtualHost, VirtualNetwork,
+    VirtualNetworkError,
+};
 pub use command::{RunError, StoreState, TIME_SLICE, engine_config, run_command, time_slices};
 pub use ctx::{WasockCtx, WasockCtxBuilder, WasockCtxView, WasockSockets, WasockView};
 pub use error::{SocketError, SocketResult};

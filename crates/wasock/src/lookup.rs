@@ -53,7 +53,7 @@ impl ResolveAddressStream {
         }
         if let Some(fixed) = gate
             .mapped_name(&name)
-            .or_else(|| gate.resolver.resolve_now(&name))
+            .or_else(|| gate.resolver().resolve_now(&name))
         {
             let addrs = ordered(fixed);
             gate.remember(&name, &addrs);
@@ -72,7 +72,7 @@ impl ResolveAddressStream {
             let gate = gate.clone();
             async move {
                 let _slot = slot;
-                let lookup = gate.resolver.resolve(&name);
+                let lookup = gate.resolver().resolve(&name);
                 let outcome = match gate.lookup_within(lookup).await {
                     Ok(Ok(addrs)) => match ordered(addrs) {
                         addrs if addrs.is_empty() => Err(ErrorCode::NameUnresolvable),

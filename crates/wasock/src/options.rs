@@ -1,38 +1,38 @@
 //! The WIT's rules for socket option values, shared by TCP and UDP: 0 is `invalid-argument`,
 //! anything else is clamped to what the OS takes (so reading back may differ).
 
-use crate::backend::Options;
+use crate::backend::Opts;
 use crate::bindings::network::ErrorCode;
 use crate::error::SocketResult;
 use std::time::Duration;
 
 /// `receive-buffer-size`.
-pub(crate) fn recv_buffer(opts: &dyn Options) -> SocketResult<u64> {
+pub(crate) fn recv_buffer(opts: &Opts<'_>) -> SocketResult<u64> {
     Ok(opts.recv_buffer()? as u64)
 }
 
 /// `set-receive-buffer-size`: 0 is `invalid-argument`.
-pub(crate) fn set_recv_buffer(opts: &dyn Options, n: u64) -> SocketResult<()> {
+pub(crate) fn set_recv_buffer(opts: &Opts<'_>, n: u64) -> SocketResult<()> {
     Ok(opts.set_recv_buffer(buffer_size(n)?)?)
 }
 
 /// `send-buffer-size`.
-pub(crate) fn send_buffer(opts: &dyn Options) -> SocketResult<u64> {
+pub(crate) fn send_buffer(opts: &Opts<'_>) -> SocketResult<u64> {
     Ok(opts.send_buffer()? as u64)
 }
 
 /// `set-send-buffer-size`: 0 is `invalid-argument`.
-pub(crate) fn set_send_buffer(opts: &dyn Options, n: u64) -> SocketResult<()> {
+pub(crate) fn set_send_buffer(opts: &Opts<'_>, n: u64) -> SocketResult<()> {
     Ok(opts.set_send_buffer(buffer_size(n)?)?)
 }
 
 /// `hop-limit` / `unicast-hop-limit`.
-pub(crate) fn hop_limit(opts: &dyn Options) -> SocketResult<u8> {
+pub(crate) fn hop_limit(opts: &Opts<'_>) -> SocketResult<u8> {
     Ok(opts.hop_limit()?)
 }
 
 /// `set-hop-limit` / `set-unicast-hop-limit`: 0 is `invalid-argument`.
-pub(crate) fn set_hop_limit(opts: &dyn Options, v: u8) -> SocketResult<()> {
+pub(crate) fn set_hop_limit(opts: &Opts<'_>, v: u8) -> SocketResult<()> {
     if v == 0 {
         return Err(ErrorCode::InvalidArgument.into());
     }

@@ -10,17 +10,16 @@
 //! [`Datagram::disconnect`]).
 
 use crate::addr::{self, Family};
-use crate::backend::{Datagram, Options, RawSocket};
+use crate::backend::{Datagram, Opts, RawSocket};
 use crate::bindings::network::{ErrorCode, IpSocketAddress};
 use crate::bindings::udp::{IncomingDatagram, OutgoingDatagram};
-use crate::error::{SocketError, SocketResult, from_io};
+use crate::error::{SocketError, SocketResult};
 use crate::gate::{Gate, PortMap};
 use crate::limits::{SocketMeter, SocketSlot, Way};
 use crate::network::NetworkId;
 use crate::options;
 use crate::policy::{Action, Protocol};
 use crate::sync::lock;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,8 +78,7 @@ impl UdpSocket {
             proto: Protocol::Udp,
         })?;
         let slot = gate.open_socket(Protocol::Udp)?;
-        let sock =
-            RawSocket::udp(family).map_err(|e| crate::error::create_error(&gate.host_error(e)))?;
+        let sock = RawSocket::udp(gate.net(), family).map_err(|e| gate.host_error(e))?;
         Ok(UdpSocket {
             family,
             state: State::Unbound(sock),
@@ -93,10 +91,10 @@ impl UdpSocket {
         })
     }
 
-    fn options(&self) -> Result<&dyn Options, ErrorCode> {
+    fn options(&self) -> Result<Opts<'_>, ErrorCode> {
         match &self.state {
-            State::Unbound(s) | State::BindInProgress(s) => Ok(s),
-            State::Bound(b) => Ok(&b.sock),
+            State::Unbound(s) | State::BindInProgress(s) => Ok(s.options()),
+            State::Bound(b) => Ok(b.sock.options()),
             State::Closed => Err(ErrorCode::InvalidState),
         }
     }
@@ -122,7 +120,7 @@ impl UdpSocket {
         })?;
         let ports = self.gate.port_map(Protocol::Udp, local);
         let host = ports.to_host(local);
-        sock.bind(host).map_err(|e| crate::error::bind_error(&e))?;
+        sock.bind(host)?;
         self.ports = ports;
         self.port_pinned = host.port() != 0;
         if let Ok(bound) = sock.local_addr() {
@@ -192,10 +190,7 @@ impl UdpSocket {
             }
         }
         if let Some(r) = remote {
-            shared
-                .sock
-                .connect(r)
-                .map_err(|e| crate::error::connect_error(&e))?;
+            shared.sock.connect(r)?;
             self.remote = remote;
             self.slot.meter().set_remote(remote);
         }
@@ -242,32 +237,32 @@ impl UdpSocket {
 
     /// `unicast-hop-limit`.
     pub(crate) fn unicast_hop_limit(&self) -> SocketResult<u8> {
-        options::hop_limit(self.options()?)
+        options::hop_limit(&self.options()?)
     }
 
     /// `set-unicast-hop-limit`: 0 is `invalid-argument`.
     pub(crate) fn set_unicast_hop_limit(&self, v: u8) -> SocketResult<()> {
-        options::set_hop_limit(self.options()?, v)
+        options::set_hop_limit(&self.options()?, v)
     }
 
     /// `receive-buffer-size`.
     pub(crate) fn receive_buffer_size(&self) -> SocketResult<u64> {
-        options::recv_buffer(self.options()?)
+        options::recv_buffer(&self.options()?)
     }
 
     /// `set-receive-buffer-size`: 0 is `invalid-argument`; clamped.
     pub(crate) fn set_receive_buffer_size(&self, n: u64) -> SocketResult<()> {
-        options::set_recv_buffer(self.options()?, n)
+        options::set_recv_buffer(&self.options()?, n)
     }
 
     /// `send-buffer-size`.
     pub(crate) fn send_buffer_size(&self) -> SocketResult<u64> {
-        options::send_buffer(self.options()?)
+        options::send_buffer(&self.options()?)
     }
 
     /// `set-send-buffer-size`: 0 is `invalid-argument`; clamped.
     pub(crate) fn set_send_buffer_size(&self, n: u64) -> SocketResult<()> {
-        options::set_send_buffer(self.options()?, n)
+        options::set_send_buffer(&self.options()?, n)
     }
 }
 
@@ -334,10 +329,10 @@ impl IncomingDatagramStream {
                 // Fewer than asked: the queue is empty.
                 Ok(n) if n < ask => break,
                 Ok(n) => budget -= n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if out.is_empty() => return Err(from_io(&e).into()),
+                Err(ErrorCode::WouldBlock) => break,
+                Err(e) if out.is_empty() => return Err(e.into()),
                 Err(e) => {
-                    *lock(&shared.deferred) = Some(from_io(&e));
+                    *lock(&shared.deferred) = Some(e);
                     break;
                 }
             }
@@ -429,11 +424,11 @@ impl OutgoingDatagramStream {
         gate.spend(Way::Out, bytes);
         self.shared.meter.datagrams_out(sent, bytes);
         let failed = match failed {
-            Some(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            Some(ErrorCode::WouldBlock) => {
                 self.blocked = true;
                 None
             }
-            Some(e) => Some(from_io(&e)),
+            Some(code) => Some(code),
             None => refused,
         };
         match failed {

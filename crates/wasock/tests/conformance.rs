@@ -64,3 +64,27 @@ async fn network_is_denied_by_default() {
         "expected an access-denied failure\n{r}"
     );
 }
+
+/// The same raw guests on the virtual network: the same checks pass, with no OS socket.
+mod on_the_virtual_network {
+    use super::common::{allow_all_virtual, run};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn raw_tcp() {
+        let r = run(wasock_guests::RAW_TCP, &[], allow_all_virtual()).await;
+        r.assert_passed_count();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn raw_udp() {
+        let r = run(wasock_guests::RAW_UDP, &[], allow_all_virtual()).await;
+        r.assert_passed_count();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn raw_lookup() {
+        let r = run(wasock_guests::RAW_LOOKUP, &[], allow_all_virtual()).await;
+        // The virtual network's `localhost` is 127.0.0.1 and ::1.
+        r.assert_passed_count_with((1, 1));
+    }
+}

@@ -58,7 +58,7 @@ pub struct SystemResolver;
 
 impl Resolver for SystemResolver {
     fn resolve_now(&self, name: &str) -> Option<Vec<IpAddr>> {
-        super::hosts::lookup(name)
+        super::os::hosts::lookup(name)
     }
 
     fn resolve(&self, name: &str) -> ResolveFuture {

@@ -300,9 +300,10 @@ impl Accounting {
         self.open.fetch_sub(1, Relaxed);
     }
 
-    /// Counts an OS error that is the host's fd exhaustion as a refusal; returns it unchanged.
-    pub(crate) fn host_error(&self, e: std::io::Error) -> std::io::Error {
-        if crate::error::is_fd_exhaustion(&e) {
+    /// Counts a backend error that is the host's fd exhaustion (`new-socket-limit` from the
+    /// backend, never from the limits) as a refusal; returns it unchanged.
+    pub(crate) fn host_error(&self, e: ErrorCode) -> ErrorCode {
+        if e == ErrorCode::NewSocketLimit {
             self.refused(Denial::HostFdLimit);
         }
         e

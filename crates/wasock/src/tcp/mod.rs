@@ -8,9 +8,9 @@ mod streams;
 pub(crate) use streams::{TcpReader, TcpWriter};
 
 use crate::addr::{self, Family};
-use crate::backend::{Listener, Options, RawSocket};
+use crate::backend::{Listener, Opts, RawSocket};
 use crate::bindings::network::{ErrorCode, IpSocketAddress};
-use crate::error::{SocketResult, connect_error};
+use crate::error::SocketResult;
 use crate::gate::{Gate, PortMap};
 use crate::limits::SocketSlot;
 use crate::network::NetworkId;
@@ -77,8 +77,7 @@ impl TcpSocket {
             proto: Protocol::Tcp,
         })?;
         let slot = gate.open_socket(Protocol::Tcp)?;
-        let sock =
-            RawSocket::tcp(family).map_err(|e| crate::error::create_error(&gate.host_error(e)))?;
+        let sock = RawSocket::tcp(gate.net(), family).map_err(|e| gate.host_error(e))?;
         Ok(Self::with_state(gate, family, State::Unbound(sock), slot))
     }
 
@@ -119,12 +118,22 @@ impl TcpSocket {
     }
 
     /// The socket's options, in any state but `closed` (and a failed connect).
-    fn options(&self) -> Result<&dyn Options, ErrorCode> {
+    fn options(&self) -> Result<Opts<'_>, ErrorCode> {
         match &self.state {
-            State::Unbound(s) | State::BindInProgress(s) | State::Bound(s) => Ok(s),
-            State::ListenInProgress(l) | State::Listening(l) => Ok(l.as_ref()),
-            State::ConnectInProgress(c, _) | State::Connected(c) => Ok(c.io()),
+            State::Unbound(s) | State::BindInProgress(s) | State::Bound(s) => Ok(s.options()),
+            State::ListenInProgress(l) | State::Listening(l) => Ok(l.options()),
+            State::ConnectInProgress(c, _) | State::Connected(c) => Ok(c.io().options()),
             State::ConnectFailed(_) | State::Closed => Err(ErrorCode::InvalidState),
+        }
+    }
+
+    /// The socket's local address as the host bound it, once bound.
+    fn host_local_addr(&self) -> Result<std::net::SocketAddr, ErrorCode> {
+        match &self.state {
+            State::Bound(s) => s.local_addr(),
+            State::ListenInProgress(l) | State::Listening(l) => l.local_addr(),
+            State::ConnectInProgress(c, _) | State::Connected(c) => c.io().local_addr(),
+            _ => Err(ErrorCode::InvalidState),
         }
     }
 
@@ -159,8 +168,7 @@ impl TcpSocket {
             local,
         })?;
         let ports = self.gate.port_map(Protocol::Tcp, local);
-        sock.bind(ports.to_host(local))
-            .map_err(|e| crate::error::bind_error(&e))?;
+        sock.bind(ports.to_host(local))?;
         self.ports = ports;
         if let Ok(bound) = sock.local_addr() {
             self.slot.meter().set_local(ports.to_guest(bound));
@@ -222,7 +230,7 @@ impl TcpSocket {
                 self.set_wait(Wait::Connect(Arc::downgrade(&conn), deadline));
                 self.state = State::ConnectInProgress(conn, deadline);
             }
-            Err(e) => self.state = State::ConnectFailed(connect_error(&e)),
+            Err(code) => self.state = State::ConnectFailed(code),
         }
         Ok(())
     }
@@ -250,9 +258,9 @@ impl TcpSocket {
                     self.state = State::Connected(conn);
                     Ok(pair)
                 }
-                Poll::Ready(Err(e)) => {
+                Poll::Ready(Err(code)) => {
                     self.set_wait(Wait::Nothing);
-                    Err(connect_error(&e).into())
+                    Err(code.into())
                 }
             },
             State::ConnectFailed(code) => Err(code.into()),
@@ -339,9 +347,7 @@ impl TcpSocket {
             | State::BindInProgress(_)
             | State::ConnectFailed(_)
             | State::Closed => Err(ErrorCode::InvalidState.into()),
-            _ => Ok(addr::from_std(
-                self.ports.to_guest(self.options()?.local_addr()?),
-            )),
+            _ => Ok(addr::from_std(self.ports.to_guest(self.host_local_addr()?))),
         }
     }
 
@@ -428,32 +434,32 @@ impl TcpSocket {
 
     /// `hop-limit`.
     pub(crate) fn hop_limit(&self) -> SocketResult<u8> {
-        options::hop_limit(self.options()?)
+        options::hop_limit(&self.options()?)
     }
 
     /// `set-hop-limit`: 0 is `invalid-argument`.
     pub(crate) fn set_hop_limit(&self, v: u8) -> SocketResult<()> {
-        options::set_hop_limit(self.options()?, v)
+        options::set_hop_limit(&self.options()?, v)
     }
 
     /// `receive-buffer-size`.
     pub(crate) fn receive_buffer_size(&self) -> SocketResult<u64> {
-        options::recv_buffer(self.options()?)
+        options::recv_buffer(&self.options()?)
     }
 
     /// `set-receive-buffer-size`: 0 is `invalid-argument`; clamped.
     pub(crate) fn set_receive_buffer_size(&self, n: u64) -> SocketResult<()> {
-        options::set_recv_buffer(self.options()?, n)
+        options::set_recv_buffer(&self.options()?, n)
     }
 
     /// `send-buffer-size`.
     pub(crate) fn send_buffer_size(&self) -> SocketResult<u64> {
-        options::send_buffer(self.options()?)
+        options::send_buffer(&self.options()?)
     }
 
     /// `set-send-buffer-size`: 0 is `invalid-argument`; clamped.
     pub(crate) fn set_send_buffer_size(&self, n: u64) -> SocketResult<()> {
-        options::set_send_buffer(self.options()?, n)
+        options::set_send_buffer(&self.options()?, n)
     }
 
     /// `shutdown`: `connected` only; idempotent; closes the matching stream(s).

@@ -7,11 +7,11 @@
 //! The streams reach the instance's gate (bandwidth caps, write grants, the clock, background
 //! tasks) through the socket's meter, and only so: [`Conn::gate`].
 
-use crate::backend::Stream;
+use crate::backend::{NetResult, Stream};
+use crate::bindings::network::ErrorCode;
 use crate::gate::Gate;
 use crate::limits::{SocketMeter, Way};
 use bytes::{Bytes, BytesMut};
-use std::io;
 use std::net::Shutdown;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -38,7 +38,7 @@ struct Spill {
     /// Accepted from the guest, not yet taken by the kernel.
     pending: Bytes,
     /// The error a later send of `pending` hit, reported by the output stream's next call.
-    failed: Option<io::Error>,
+    failed: Option<ErrorCode>,
 }
 
 impl Conn {
@@ -72,7 +72,7 @@ impl Conn {
     /// `shutdown`: idempotent; closes the matching stream(s) at once. The FIN of `send` follows
     /// the bytes the output stream already accepted (as `SHUT_WR` follows queued data): while
     /// some wait host-side, they are delivered first, in the background.
-    pub(super) fn shutdown(this: &Arc<Self>, how: Shutdown) -> io::Result<()> {
+    pub(super) fn shutdown(this: &Arc<Self>, how: Shutdown) -> NetResult<()> {
         let closes_output = matches!(how, Shutdown::Write | Shutdown::Both);
         if !closes_output || !this.has_pending() {
             return this.stream.shutdown(how);
@@ -109,7 +109,7 @@ impl Conn {
                 Ok(n) => {
                     let _ = spill.pending.split_to(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(ErrorCode::WouldBlock) => break,
                 Err(e) => spill.failed = Some(e),
             }
         }
@@ -128,7 +128,7 @@ impl Conn {
     }
 
     /// The error a send of pending bytes hit, once.
-    fn take_failure(&self) -> Option<io::Error> {
+    fn take_failure(&self) -> Option<ErrorCode> {
         self.spill().and_then(|mut s| s.failed.take())
     }
 
@@ -207,7 +207,7 @@ impl InputStream for TcpReader {
                 gate.spend(Way::In, n);
                 Ok(buf.freeze())
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
+            Err(ErrorCode::WouldBlock) => Ok(Bytes::new()),
             Err(e) => Err(StreamError::LastOperationFailed(e.into())),
         }
     }
@@ -261,7 +261,7 @@ impl OutputStream for TcpWriter {
             Ok(n) => {
                 let _ = bytes.split_to(n);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(ErrorCode::WouldBlock) => {}
             Err(e) => return Err(StreamError::LastOperationFailed(e.into())),
         }
         if !bytes.is_empty() {

@@ -19,6 +19,9 @@ impl Host for WasockCtxView<'_> {
         err: Resource<wasmtime::Error>,
     ) -> wasmtime::Result<Option<ErrorCode>> {
         let err = self.table.get(&err)?;
+        if let Some(code) = err.downcast_ref::<ErrorCode>() {
+            return Ok(Some(*code));
+        }
         Ok(err.downcast_ref::<std::io::Error>().map(from_io))
     }
 }

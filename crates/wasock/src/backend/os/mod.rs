@@ -1,9 +1,14 @@
-//! OS sockets: socket2 for creation and options, tokio's reactor for readiness.
+//! The OS backend: socket2 for creation and options, tokio's reactor for readiness, quinn-udp
+//! for batched datagrams, the hosts file and `getaddrinfo` for names.
 //!
 //! Every socket is non-blocking and close-on-exec; IPv6 sockets are v6-only; TCP sockets bind as
 //! if `SO_REUSEADDR` were set (the WIT's implementors note).
 
-use super::datagram::Datagram;
+mod datagram;
+pub(super) mod hosts;
+
+pub(crate) use datagram::Datagram;
+
 use super::resolve::ResolveError;
 use crate::addr::Family;
 use socket2::{Domain, SockRef, Socket, Type};
@@ -92,7 +97,7 @@ fn ip_addr(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
 }
 
 /// Socket options shared by every socket kind, each a thin wrapper over one `setsockopt`.
-pub(crate) trait Options {
+pub(crate) trait SockOptions {
     fn sock(&self) -> SockRef<'_>;
     fn family(&self) -> Family;
 
@@ -166,7 +171,7 @@ pub(crate) struct RawSocket {
     family: Family,
 }
 
-impl Options for RawSocket {
+impl SockOptions for RawSocket {
     fn sock(&self) -> SockRef<'_> {
         SockRef::from(&self.sock)
     }
@@ -244,7 +249,7 @@ pub(crate) struct Listener {
     family: Family,
 }
 
-impl Options for Listener {
+impl SockOptions for Listener {
     fn sock(&self) -> SockRef<'_> {
         SockRef::from(self.inner.get_ref())
     }
@@ -320,7 +325,7 @@ const WRITE_SHUT: u8 = 4;
 /// A read saw the end of stream or failed: the receiving half has nothing more to give.
 const READ_DONE: u8 = 8;
 
-impl Options for Stream {
+impl SockOptions for Stream {
     fn sock(&self) -> SockRef<'_> {
         SockRef::from(&self.sock)
     }

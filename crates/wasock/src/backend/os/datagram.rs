@@ -1,7 +1,7 @@
 //! UDP sockets, batched through quinn-udp: runs of equal-size datagrams to one peer leave in one
 //! `sendmsg` with GSO where the kernel has it, and receives take up to a batch per `recvmmsg`.
 
-use super::os::{Options, no_wait, nonblocking, set_int};
+use super::{SockOptions, no_wait, nonblocking, set_int};
 use crate::addr::Family;
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 use socket2::SockRef;
@@ -37,7 +37,7 @@ pub(crate) struct Datagram {
     family: Family,
 }
 
-impl Options for Datagram {
+impl SockOptions for Datagram {
     fn sock(&self) -> SockRef<'_> {
         SockRef::from(&self.sock)
     }

@@ -1,0 +1,478 @@
+//! Virtual TCP: listeners with a bounded accept queue, and connections made of two bounded,
+//! ordered byte pipes.
+//!
+//! A pipe holds at most the sender's send buffer plus the receiver's receive buffer, so a slow
+//! reader backs a fast writer up and `check-write` shows it. Closing with unread data, or after
+//! `reset`, resets the connection (as Linux sends RST); closing otherwise ends the stream (FIN)
+//! and a later write of the peer's is `connection-reset` (as Linux answers data to a closed
+//! socket with RST).
+
+use super::{PortLease, Proto, Role, VirtOptions, VirtualHost, Wakers, World};
+use crate::bindings::network::ErrorCode;
+use bytes::BytesMut;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::task::Poll;
+
+/// `shutdown` closed the receiving half.
+const READ_SHUT: u8 = 1;
+/// `shutdown` (or the output stream's close) closed the sending half.
+const WRITE_SHUT: u8 = 2;
+/// A read saw the end of stream or failed.
+const READ_DONE: u8 = 4;
+/// Closing resets the connection.
+const RESET_ON_CLOSE: u8 = 8;
+
+/// One direction of a connection.
+#[derive(Default)]
+struct Pipe {
+    buf: VecDeque<u8>,
+    cap: usize,
+    /// The writer sent its FIN.
+    fin: bool,
+    /// The reader is gone: more data is answered with a reset.
+    reader_gone: bool,
+    readers: Wakers,
+    writers: Wakers,
+}
+
+/// A connection's two pipes; side 0 (the connecting end) writes `pipes[0]`.
+#[derive(Default)]
+struct LinkState {
+    pipes: [Pipe; 2],
+    reset: bool,
+}
+
+type Link = Mutex<LinkState>;
+
+/// Where a connect stands.
+enum Connect {
+    /// Waiting for room in the listener's queue.
+    Pending(Weak<ListenShared>),
+    Done(Result<(), ErrorCode>),
+}
+
+/// One end of a virtual TCP connection.
+pub(crate) struct VStream {
+    link: OnceLock<Arc<Link>>,
+    side: usize,
+    local: SocketAddr,
+    peer: SocketAddr,
+    opts: VirtOptions,
+    flags: AtomicU8,
+    connect: Mutex<Connect>,
+    /// The connecting end's port (an accepted end shares its listener's).
+    _lease: Option<PortLease>,
+}
+
+impl std::fmt::Debug for VStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VStream({} -> {})", self.local, self.peer)
+    }
+}
+
+impl VStream {
+    /// Starts a connect from `host` to `remote`: from `bound` if the socket was bound (its
+    /// unspecified address narrowed to the route's source), else from an ephemeral port. No
+    /// route is `remote-unreachable`; nobody listening is `connection-refused` (reported by
+    /// `finish-connect`, as a refused connect is on the OS).
+    pub(super) fn connect(
+        host: &VirtualHost,
+        bound: Option<PortLease>,
+        opts: VirtOptions,
+        remote: SocketAddr,
+    ) -> Result<VStream, ErrorCode> {
+        let target = host.world().route(host.id, remote.ip());
+        let Some(target) = target else {
+            return Err(ErrorCode::RemoteUnreachable);
+        };
+        let lease = match bound {
+            Some(lease) => lease,
+            None => {
+                let from = SocketAddr::new(host.source_for(remote.ip()), 0);
+                World::bind(&host.world, host.id, Proto::Tcp, from, Role::Bound)?
+            }
+        };
+        let local = host.narrowed(lease.addr, remote.ip());
+        let connect = match host.world().listener(target, remote) {
+            Some(l) => Connect::Pending(Arc::downgrade(&l)),
+            None => Connect::Done(Err(ErrorCode::ConnectionRefused)),
+        };
+        let stream = VStream {
+            link: OnceLock::new(),
+            side: 0,
+            local,
+            peer: remote,
+            opts,
+            flags: AtomicU8::new(0),
+            connect: Mutex::new(connect),
+            _lease: Some(lease),
+        };
+        let _ = stream.try_connected();
+        Ok(stream)
+    }
+
+    fn flag(&self, flag: u8) -> bool {
+        self.flags.load(Ordering::Acquire) & flag != 0
+    }
+
+    fn set_flag(&self, flag: u8) {
+        self.flags.fetch_or(flag, Ordering::AcqRel);
+    }
+
+    fn link(&self) -> Option<MutexGuard<'_, LinkState>> {
+        self.link.get().map(|l| crate::sync::lock(l))
+    }
+
+    /// `finish-connect`'s check: `Pending` while the listener's queue is full, else the outcome.
+    pub(crate) fn try_connected(&self) -> Poll<Result<(), ErrorCode>> {
+        self.poll_connect(None)
+    }
+
+    /// Advances the connect: joins the listener's queue when it has room; a listener that is
+    /// gone refuses. With `waker`, waits for room.
+    fn poll_connect(&self, waker: Option<&std::task::Waker>) -> Poll<Result<(), ErrorCode>> {
+        let mut connect = crate::sync::lock(&self.connect);
+        let listener = match &*connect {
+            Connect::Done(outcome) => return Poll::Ready(*outcome),
+            Connect::Pending(l) => l.upgrade(),
+        };
+        let outcome = match listener {
+            None => Err(ErrorCode::ConnectionRefused),
+            Some(l) => match l.offer(self, waker) {
+                Some(outcome) => outcome,
+                None => return Poll::Pending,
+            },
+        };
+        *connect = Connect::Done(outcome);
+        Poll::Ready(outcome)
+    }
+
+    /// Waits until the connect has resolved.
+    pub(crate) async fn connected(&self) {
+        poll_fn(|cx| self.poll_connect(Some(cx.waker())).map(|_| ())).await
+    }
+
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub(crate) fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub(crate) fn options(&self) -> &VirtOptions {
+        &self.opts
+    }
+
+    /// Whether the input stream is closed (`shutdown(receive)`, end of stream, a failed read).
+    pub(crate) fn read_closed(&self) -> bool {
+        self.flag(READ_SHUT | READ_DONE)
+    }
+
+    pub(crate) fn write_shut(&self) -> bool {
+        self.flag(WRITE_SHUT)
+    }
+
+    /// Reads what is there into the buffer's spare capacity: `would-block` when nothing is,
+    /// 0 at the end of stream, `connection-reset` after a reset.
+    pub(crate) fn try_read_buf(&self, buf: &mut BytesMut) -> Result<usize, ErrorCode> {
+        let Some(mut link) = self.link() else {
+            return Err(ErrorCode::InvalidState);
+        };
+        if link.reset {
+            self.set_flag(READ_DONE);
+            return Err(ErrorCode::ConnectionReset);
+        }
+        let pipe = &mut link.pipes[1 - self.side];
+        let room = buf.capacity() - buf.len();
+        if pipe.buf.is_empty() {
+            if pipe.fin {
+                if room > 0 {
+                    self.set_flag(READ_DONE);
+                }
+                return Ok(0);
+            }
+            return Err(ErrorCode::WouldBlock);
+        }
+        let n = room.min(pipe.buf.len());
+        let (a, b) = pipe.buf.as_slices();
+        let from_a = n.min(a.len());
+        buf.extend_from_slice(&a[..from_a]);
+        buf.extend_from_slice(&b[..n - from_a]);
+        pipe.buf.drain(..n);
+        pipe.writers.wake_all();
+        Ok(n)
+    }
+
+    /// Writes what fits: `would-block` when the pipe is full, `connection-reset` after a reset
+    /// or once the peer is gone.
+    pub(crate) fn try_write(&self, bytes: &[u8]) -> Result<usize, ErrorCode> {
+        let Some(mut link) = self.link() else {
+            return Err(ErrorCode::InvalidState);
+        };
+        if link.reset {
+            return Err(ErrorCode::ConnectionReset);
+        }
+        let pipe = &mut link.pipes[self.side];
+        if pipe.fin {
+            return Err(ErrorCode::InvalidState);
+        }
+        if pipe.reader_gone {
+            drop(link);
+            self.reset_link();
+            return Err(ErrorCode::ConnectionReset);
+        }
+        let n = pipe.cap.saturating_sub(pipe.buf.len()).min(bytes.len());
+        if n == 0 && !bytes.is_empty() {
+            return Err(ErrorCode::WouldBlock);
+        }
+        pipe.buf.extend(&bytes[..n]);
+        pipe.readers.wake_all();
+        Ok(n)
+    }
+
+    /// Waits until a read would return data, the end of stream or an error.
+    pub(crate) async fn readable(&self) {
+        poll_fn(|cx| {
+            if self.flag(READ_SHUT) {
+                return Poll::Ready(());
+            }
+            let Some(mut link) = self.link() else {
+                return Poll::Ready(());
+            };
+            let reset = link.reset;
+            let pipe = &mut link.pipes[1 - self.side];
+            if reset || pipe.fin || !pipe.buf.is_empty() {
+                return Poll::Ready(());
+            }
+            pipe.readers.register(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Waits until a write would take bytes or fail.
+    pub(crate) async fn writable(&self) {
+        poll_fn(|cx| {
+            let Some(mut link) = self.link() else {
+                return Poll::Ready(());
+            };
+            let reset = link.reset;
+            let pipe = &mut link.pipes[self.side];
+            if reset || pipe.fin || pipe.reader_gone || pipe.buf.len() < pipe.cap {
+                return Poll::Ready(());
+            }
+            pipe.writers.register(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Shuts the given half (or both) down: a FIN follows what was written.
+    pub(crate) fn shutdown(&self, how: Shutdown) {
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.set_flag(READ_SHUT);
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            self.set_flag(WRITE_SHUT);
+            if let Some(mut link) = self.link() {
+                let pipe = &mut link.pipes[self.side];
+                pipe.fin = true;
+                pipe.readers.wake_all();
+            }
+        }
+    }
+
+    /// Closes the output stream before its FIN can follow (bytes still wait host-side).
+    pub(crate) fn close_output(&self) {
+        self.set_flag(WRITE_SHUT);
+    }
+
+    /// Makes the close reset the connection.
+    pub(crate) fn reset(&self) {
+        self.set_flag(RESET_ON_CLOSE);
+    }
+
+    fn reset_link(&self) {
+        if let Some(mut link) = self.link() {
+            link.reset = true;
+            for pipe in &mut link.pipes {
+                pipe.buf.clear();
+                pipe.readers.wake_all();
+                pipe.writers.wake_all();
+            }
+        }
+    }
+}
+
+impl Drop for VStream {
+    /// Closes this end: a reset after `reset` or with unread data, else the end of stream.
+    fn drop(&mut self) {
+        let unread = self
+            .link()
+            .is_some_and(|l| !l.pipes[1 - self.side].buf.is_empty());
+        if self.flag(RESET_ON_CLOSE) || unread {
+            return self.reset_link();
+        }
+        if let Some(mut link) = self.link() {
+            let side = self.side;
+            let out = &mut link.pipes[side];
+            out.fin = true;
+            out.readers.wake_all();
+            let inbound = &mut link.pipes[1 - side];
+            inbound.reader_gone = true;
+            inbound.writers.wake_all();
+        }
+    }
+}
+
+/// What a listener shares with the connects that reach it.
+pub(crate) struct ListenShared {
+    state: Mutex<ListenState>,
+    /// Inherited by accepted ends.
+    opts: VirtOptions,
+}
+
+struct ListenState {
+    queue: VecDeque<VStream>,
+    backlog: usize,
+    closed: bool,
+    acceptors: Wakers,
+    /// Connects waiting for room in the queue.
+    waiting: Wakers,
+}
+
+impl ListenShared {
+    /// A connect offers itself: queued (`Some(Ok)`) when there is room, refused when the
+    /// listener closed, else `None` (it waits, registered with `waker`).
+    fn offer(
+        &self,
+        client: &VStream,
+        waker: Option<&std::task::Waker>,
+    ) -> Option<Result<(), ErrorCode>> {
+        let mut st = crate::sync::lock(&self.state);
+        if st.closed {
+            return Some(Err(ErrorCode::ConnectionRefused));
+        }
+        // Linux queues one more than the backlog.
+        if st.queue.len() > st.backlog {
+            if let Some(w) = waker {
+                st.waiting.register(w);
+            }
+            return None;
+        }
+        let opts = self.opts.inherited();
+        let mut link = LinkState::default();
+        link.pipes[0].cap = client.opts.send_buffer() + opts.recv_buffer();
+        link.pipes[1].cap = opts.send_buffer() + client.opts.recv_buffer();
+        let link = Arc::new(Mutex::new(link));
+        let _ = client.link.set(link.clone());
+        let server = VStream {
+            link: OnceLock::from(link),
+            side: 1,
+            local: client.peer,
+            peer: client.local,
+            opts,
+            flags: AtomicU8::new(0),
+            connect: Mutex::new(Connect::Done(Ok(()))),
+            _lease: None,
+        };
+        st.queue.push_back(server);
+        st.acceptors.wake_all();
+        Some(Ok(()))
+    }
+}
+
+/// A virtual TCP listener.
+pub(crate) struct VListener {
+    shared: Arc<ListenShared>,
+    lease: PortLease,
+}
+
+impl std::fmt::Debug for VListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VListener({})", self.lease.addr)
+    }
+}
+
+impl VListener {
+    /// Listens on `lease`'s address: `address-in-use` when another listener holds it.
+    pub(super) fn listen(
+        lease: PortLease,
+        opts: VirtOptions,
+        backlog: u32,
+    ) -> Result<VListener, ErrorCode> {
+        let shared = Arc::new(ListenShared {
+            state: Mutex::new(ListenState {
+                queue: VecDeque::new(),
+                backlog: backlog as usize,
+                closed: false,
+                acceptors: Wakers::default(),
+                waiting: Wakers::default(),
+            }),
+            opts,
+        });
+        lease.set_role(Role::Listening(Arc::downgrade(&shared)))?;
+        Ok(VListener { shared, lease })
+    }
+
+    fn state(&self) -> MutexGuard<'_, ListenState> {
+        crate::sync::lock(&self.shared.state)
+    }
+
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.lease.addr
+    }
+
+    pub(crate) fn options(&self) -> &VirtOptions {
+        &self.shared.opts
+    }
+
+    /// Takes one queued connection without waiting.
+    pub(crate) fn try_accept(&self) -> Option<(VStream, SocketAddr)> {
+        let mut st = self.state();
+        let stream = st.queue.pop_front()?;
+        st.waiting.wake_all();
+        let peer = stream.peer;
+        Some((stream, peer))
+    }
+
+    /// Waits until a connection is queued.
+    pub(crate) async fn ready(&self) {
+        poll_fn(|cx| {
+            let mut st = self.state();
+            if !st.queue.is_empty() {
+                return Poll::Ready(());
+            }
+            st.acceptors.register(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Changes the backlog; waiting connects get in as room allows.
+    pub(crate) fn set_backlog(&self, backlog: u32) {
+        let mut st = self.state();
+        st.backlog = backlog as usize;
+        st.waiting.wake_all();
+    }
+}
+
+impl Drop for VListener {
+    /// Closing a listener resets the connections still queued and refuses waiting connects.
+    fn drop(&mut self) {
+        let queued: Vec<VStream> = {
+            let mut st = self.state();
+            st.closed = true;
+            st.waiting.wake_all();
+            st.queue.drain(..).collect()
+        };
+        for stream in queued {
+            stream.reset();
+        }
+    }
+}
