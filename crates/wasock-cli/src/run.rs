@@ -56,9 +56,25 @@ pub(crate) struct RunArgs {
     /// Pass the host's whole environment to the guest (default: none of it)
     #[arg(long, help_heading = "Guest")]
     inherit_env: bool,
+    /// Where the guest's sockets live: `os` (the host's network), or `virtual` (a fresh virtual
+    /// network: its own loopback and address, lookups from its directory, no host socket)
+    #[arg(
+        long,
+        value_name = "NETWORK",
+        default_value = "os",
+        help_heading = "Guest"
+    )]
+    network: NetworkKind,
     /// Compile without the on-disk compilation cache (default: cache in the user's cache dir)
     #[arg(long, help_heading = "Guest")]
     no_cache: bool,
+}
+
+/// `--network`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum NetworkKind {
+    Os,
+    Virtual,
 }
 
 /// `--policy-mode`.
@@ -229,7 +245,17 @@ fn sockets_ctx(args: &RunArgs) -> Result<WasockCtx, String> {
         .component
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned());
-    sockets = sockets.instance_name(instance.unwrap_or_else(|| "guest".into()));
+    let instance = instance.unwrap_or_else(|| "guest".into());
+    if let NetworkKind::Virtual = args.network {
+        // The host is named after the component where that is a valid host name.
+        let net = wasock::VirtualNetwork::new();
+        let host = net
+            .attach(&instance)
+            .or_else(|_| net.attach("guest"))
+            .map_err(|e| format!("--network virtual: {e}"))?;
+        sockets = sockets.virtual_host(host);
+    }
+    sockets = sockets.instance_name(instance);
     if let Mode::Audit = args.policy_mode {
         sockets = sockets.policy_mode(PolicyMode::Audit);
     }

@@ -617,3 +617,37 @@ fn zero_limits_are_the_guest_s_errors() {
     assert!(!err.contains("RUST_BACKTRACE"), "{err}");
     assert!(err.contains("socket-limit "), "{err}");
 }
+
+/// `--network virtual`: the same guests pass on a fresh virtual network (no host socket), under
+/// the same policy: denied by default, lookups separate.
+#[test]
+fn virtual_network_runs_guests_under_the_same_policy() {
+    let out = wasock(&[
+        "run",
+        "--network",
+        "virtual",
+        "--allow-all-network",
+        wasock_guests::STD_UDP_ECHO,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(stdout(&out).contains("checks passed"), "{}", stdout(&out));
+    let out = wasock(&["run", "--network", "virtual", wasock_guests::STD_UDP_ECHO]);
+    assert_ne!(out.status.code(), Some(0), "denied by default");
+    let out = wasock(&[
+        "run",
+        "--network",
+        "virtual",
+        "--allow-all-network",
+        "--allow-lookup",
+        wasock_guests::STD_LOCALHOST,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+}
+
+#[test]
+fn an_unknown_network_kind_is_one_line() {
+    let out = wasock(&["run", "--network", "wifi", wasock_guests::STD_UDP_ECHO]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("wifi") && err.contains("virtual"), "{err}");
+}

@@ -358,6 +358,27 @@ pub(crate) fn test_gate(limits: Limits) -> Arc<Gate> {
     test_gate_on(limits, Clock::default())
 }
 
+/// A gate that allows everything, with its sockets on `host` of a virtual network.
+#[cfg(test)]
+pub(crate) fn test_gate_virtual(host: &crate::backend::VirtualHost) -> Arc<Gate> {
+    let everything = crate::policy::Switches {
+        network: true,
+        lookup: true,
+    };
+    Arc::new(Gate::new(
+        Arc::new(everything),
+        PolicyMode::Enforce,
+        None,
+        host.name().into(),
+        Limits::default(),
+        Tuning::default(),
+        Backend {
+            net: Net::Virtual(host.clone()),
+            resolver: Arc::new(host.resolver()),
+        },
+    ))
+}
+
 /// A gate that allows everything, under `limits`, on `clock`.
 #[cfg(test)]
 pub(crate) fn test_gate_on(limits: Limits, clock: Clock) -> Arc<Gate> {

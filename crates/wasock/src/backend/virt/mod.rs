@@ -11,6 +11,8 @@
 
 mod opts;
 mod tcp;
+#[cfg(test)]
+mod tests;
 mod udp;
 
 pub(crate) use opts::VirtOptions;

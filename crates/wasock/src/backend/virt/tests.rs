@@ -1,0 +1,357 @@
+//! The state machines over the virtual network, with no OS socket: each test drives `tcp` and
+//! `udp` as the bindings would and checks the WIT's outcome, including the error codes loopback
+//! cannot produce.
+
+use super::VirtualNetwork;
+use crate::addr::{self, Family};
+use crate::bindings::network::{ErrorCode, IpSocketAddress};
+use crate::bindings::udp::OutgoingDatagram;
+use crate::error::{SocketError, SocketResult};
+use crate::gate::{Gate, test_gate_virtual};
+use crate::network::NetworkId;
+use crate::tcp::{StreamPair, TcpSocket};
+use crate::udp::UdpSocket;
+use bytes::Bytes;
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+use std::sync::Arc;
+use wasmtime_wasi_io::streams::{InputStream, OutputStream, StreamError};
+
+const NET: NetworkId = NetworkId::DEFAULT;
+
+fn v4(ip: [u8; 4], port: u16) -> IpSocketAddress {
+    addr::from_std(SocketAddr::from((ip, port)))
+}
+
+fn std_addr(a: IpSocketAddress) -> SocketAddr {
+    addr::to_std(a)
+}
+
+/// The error code of a failed call.
+#[track_caller]
+fn code<T>(r: SocketResult<T>) -> ErrorCode {
+    match r {
+        Err(SocketError::Code(c)) => c,
+        Err(SocketError::Trap(t)) => panic!("trapped: {t}"),
+        Ok(_) => panic!("succeeded where an error was expected"),
+    }
+}
+
+/// The error code behind a stream's `last-operation-failed`.
+#[track_caller]
+fn stream_code(e: StreamError) -> ErrorCode {
+    match e {
+        StreamError::LastOperationFailed(e) => *e
+            .downcast_ref::<ErrorCode>()
+            .expect("a stream error carries its error code"),
+        other => panic!("expected last-operation-failed, got {other:?}"),
+    }
+}
+
+/// Two hosts of one network, each with an allow-all gate.
+fn two_hosts() -> (VirtualNetwork, Arc<Gate>, Arc<Gate>) {
+    let net = VirtualNetwork::new();
+    let server = test_gate_virtual(&net.attach("server").unwrap());
+    let client = test_gate_virtual(&net.attach("client").unwrap());
+    (net, server, client)
+}
+
+fn listener(gate: &Arc<Gate>, at: IpSocketAddress) -> TcpSocket {
+    let mut l = TcpSocket::new(gate, Family::Ipv4).unwrap();
+    l.start_bind(NET, at).unwrap();
+    l.finish_bind().unwrap();
+    l.start_listen().unwrap();
+    l.finish_listen().unwrap();
+    l
+}
+
+fn connect(gate: &Arc<Gate>, to: IpSocketAddress) -> (TcpSocket, SocketResult<StreamPair>) {
+    let mut s = TcpSocket::new(gate, Family::Ipv4).unwrap();
+    s.start_connect(NET, to).unwrap();
+    let pair = s.finish_connect();
+    (s, pair)
+}
+
+/// Writes all of `data` within the permits `check-write` grants (the pipe must take it).
+fn write_all(out: &mut impl OutputStream, data: &[u8]) {
+    let mut rest = data;
+    for _ in 0..1_000 {
+        if rest.is_empty() {
+            return;
+        }
+        let n = out.check_write().unwrap().min(rest.len());
+        out.write(Bytes::copy_from_slice(&rest[..n])).unwrap();
+        rest = &rest[n..];
+    }
+    panic!("the pipe did not take {} bytes", data.len());
+}
+
+/// Reads until `n` bytes came (all of them must be there).
+fn read_exact(input: &mut impl InputStream, n: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    for _ in 0..1_000 {
+        if got.len() >= n {
+            break;
+        }
+        let chunk = input.read(n - got.len()).unwrap();
+        assert!(!chunk.is_empty(), "only {} of {n} bytes arrived", got.len());
+        got.extend_from_slice(&chunk);
+    }
+    got
+}
+
+#[test]
+fn two_hosts_talk_by_address_and_by_name() {
+    let (net, server, client) = two_hosts();
+    let mut l = listener(&server, v4([0, 0, 0, 0], 80));
+    let (c, pair) = connect(&client, v4([10, 0, 0, 1], 80));
+    let (mut cin, mut cout) = pair.unwrap();
+    let (a, (mut ain, mut aout)) = l.accept().unwrap();
+    // The client left from its own address and the first ephemeral port.
+    let client_end: SocketAddr = "10.0.0.2:32768".parse().unwrap();
+    assert_eq!(std_addr(c.local_address().unwrap()), client_end);
+    assert_eq!(std_addr(a.remote_address().unwrap()), client_end);
+    assert_eq!(
+        std_addr(a.local_address().unwrap()),
+        "10.0.0.1:80".parse().unwrap()
+    );
+    write_all(&mut cout, b"hello");
+    assert_eq!(read_exact(&mut ain, 5), b"hello");
+    write_all(&mut aout, b"back");
+    assert_eq!(read_exact(&mut cin, 4), b"back");
+    // The directory answers each host's name with its addresses.
+    let names = net.attach("third").unwrap().resolver();
+    let server_addrs = crate::backend::Resolver::resolve_now(&names, "server").unwrap();
+    assert_eq!(
+        server_addrs,
+        vec![
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            "fd00::1".parse::<IpAddr>().unwrap()
+        ]
+    );
+}
+
+#[test]
+fn each_host_has_its_own_loopback() {
+    let (_net, server, client) = two_hosts();
+    let _l = listener(&server, v4([127, 0, 0, 1], 8080));
+    let (_c, pair) = connect(&client, v4([127, 0, 0, 1], 8080));
+    assert_eq!(code(pair), ErrorCode::ConnectionRefused);
+    let (c, pair) = connect(&server, v4([127, 0, 0, 1], 8080));
+    assert!(pair.is_ok());
+    assert_eq!(
+        std_addr(c.local_address().unwrap()).ip(),
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    );
+}
+
+#[test]
+fn refused_unreachable_in_use_and_not_bindable() {
+    let (_net, server, client) = two_hosts();
+    let _l = listener(&server, v4([0, 0, 0, 0], 80));
+    let (_c, pair) = connect(&client, v4([10, 0, 0, 1], 81));
+    assert_eq!(code(pair), ErrorCode::ConnectionRefused, "nobody listens");
+    let (_c, pair) = connect(&client, v4([10, 0, 9, 9], 80));
+    assert_eq!(code(pair), ErrorCode::RemoteUnreachable, "no host there");
+    let mut again = TcpSocket::new(&server, Family::Ipv4).unwrap();
+    assert_eq!(
+        code(again.start_bind(NET, v4([10, 0, 0, 1], 80))),
+        ErrorCode::AddressInUse
+    );
+    assert_eq!(
+        code(again.start_bind(NET, v4([10, 0, 0, 2], 80))),
+        ErrorCode::AddressNotBindable,
+        "the client's address is not the server's"
+    );
+    again.start_bind(NET, v4([10, 0, 0, 1], 0)).unwrap();
+}
+
+#[test]
+fn a_slow_reader_backs_up_a_fast_writer() {
+    let (_net, server, client) = two_hosts();
+    let mut l = TcpSocket::new(&server, Family::Ipv4).unwrap();
+    l.set_receive_buffer_size(4096).unwrap();
+    l.start_bind(NET, v4([0, 0, 0, 0], 80)).unwrap();
+    l.finish_bind().unwrap();
+    l.start_listen().unwrap();
+    l.finish_listen().unwrap();
+    let mut c = TcpSocket::new(&client, Family::Ipv4).unwrap();
+    c.set_send_buffer_size(4096).unwrap();
+    c.start_connect(NET, v4([10, 0, 0, 1], 80)).unwrap();
+    let (_cin, mut cout) = c.finish_connect().unwrap();
+    let (_a, (mut ain, _aout)) = l.accept().unwrap();
+    let mut written = 0;
+    let mut full = false;
+    for _ in 0..1_000 {
+        let n = cout.check_write().unwrap();
+        if n == 0 {
+            full = true;
+            break;
+        }
+        cout.write(Bytes::from(vec![7u8; n])).unwrap();
+        written += n;
+    }
+    assert!(full, "check-write never showed the full pipe");
+    assert!(written >= 8192, "the pipe holds both buffers: {written}");
+    let mut read = 0;
+    for _ in 0..1_000 {
+        let chunk = ain.read(65_536).unwrap();
+        if chunk.is_empty() {
+            break;
+        }
+        read += chunk.len();
+        // Reading makes room: what the writer held back moves on.
+        let _ = cout.check_write().unwrap();
+    }
+    assert_eq!(read, written, "every accepted byte arrives once");
+    assert!(cout.check_write().unwrap() > 0, "room again once read");
+}
+
+#[test]
+fn half_close_then_reset() {
+    let (_net, server, client) = two_hosts();
+    let mut l = listener(&server, v4([0, 0, 0, 0], 80));
+    let (c, pair) = connect(&client, v4([10, 0, 0, 1], 80));
+    let (mut cin, mut cout) = pair.unwrap();
+    let (a, (mut ain, mut aout)) = l.accept().unwrap();
+    write_all(&mut cout, b"last words");
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_exact(&mut ain, 10), b"last words");
+    assert!(matches!(ain.read(10), Err(StreamError::Closed)), "FIN");
+    // The other direction stays open.
+    write_all(&mut aout, b"reply");
+    assert_eq!(read_exact(&mut cin, 5), b"reply");
+    drop((a, ain, aout));
+    assert!(matches!(cin.read(10), Err(StreamError::Closed)), "FIN");
+    // A server that closes with the client's bytes unread resets the connection.
+    let (_c, pair) = connect(&client, v4([10, 0, 0, 1], 80));
+    let (mut cin, mut cout) = pair.unwrap();
+    let accepted = l.accept().unwrap();
+    write_all(&mut cout, b"never read");
+    drop(accepted);
+    let e = cin.read(10).unwrap_err();
+    assert_eq!(stream_code(e), ErrorCode::ConnectionReset);
+}
+
+#[test]
+fn a_write_to_a_closed_peer_is_reset() {
+    let (_net, server, client) = two_hosts();
+    let mut l = listener(&server, v4([0, 0, 0, 0], 80));
+    let (_c, pair) = connect(&client, v4([10, 0, 0, 1], 80));
+    let (mut cin, mut cout) = pair.unwrap();
+    drop(l.accept().unwrap());
+    assert!(
+        matches!(cin.read(10), Err(StreamError::Closed)),
+        "FIN first"
+    );
+    let n = cout.check_write().unwrap();
+    let e = cout.write(Bytes::from(vec![1u8; n.min(10)])).unwrap_err();
+    assert_eq!(stream_code(e), ErrorCode::ConnectionReset);
+}
+
+#[test]
+fn a_full_backlog_holds_connects_until_an_accept() {
+    let (_net, server, client) = two_hosts();
+    let mut l = TcpSocket::new(&server, Family::Ipv4).unwrap();
+    l.set_listen_backlog_size(1).unwrap();
+    l.start_bind(NET, v4([0, 0, 0, 0], 80)).unwrap();
+    l.finish_bind().unwrap();
+    l.start_listen().unwrap();
+    l.finish_listen().unwrap();
+    // Linux queues one more than the backlog.
+    let (_a, first) = connect(&client, v4([10, 0, 0, 1], 80));
+    let (_b, second) = connect(&client, v4([10, 0, 0, 1], 80));
+    assert!(first.is_ok() && second.is_ok());
+    let (mut third, pending) = connect(&client, v4([10, 0, 0, 1], 80));
+    assert_eq!(code(pending), ErrorCode::WouldBlock);
+    let _accepted = l.accept().unwrap();
+    assert!(third.finish_connect().is_ok(), "an accept made room");
+    // A listener that goes away refuses what still waits.
+    let (mut fourth, pending) = connect(&client, v4([10, 0, 0, 1], 80));
+    assert_eq!(code(pending), ErrorCode::WouldBlock);
+    drop(l);
+    assert_eq!(code(fourth.finish_connect()), ErrorCode::ConnectionRefused);
+}
+
+#[test]
+fn ports_are_freed_with_their_sockets() {
+    let (_net, server, _client) = two_hosts();
+    let l = listener(&server, v4([0, 0, 0, 0], 80));
+    drop(l);
+    let _again = listener(&server, v4([10, 0, 0, 1], 80));
+    let mut ephemeral = TcpSocket::new(&server, Family::Ipv4).unwrap();
+    ephemeral.start_bind(NET, v4([0, 0, 0, 0], 0)).unwrap();
+    ephemeral.finish_bind().unwrap();
+    assert_eq!(
+        std_addr(ephemeral.local_address().unwrap()).port(),
+        32_768,
+        "the first ephemeral port"
+    );
+}
+
+fn udp(gate: &Arc<Gate>, at: IpSocketAddress) -> UdpSocket {
+    let mut s = UdpSocket::new(gate, Family::Ipv4).unwrap();
+    s.start_bind(NET, at).unwrap();
+    s.finish_bind().unwrap();
+    s
+}
+
+fn datagram(data: &[u8], to: Option<IpSocketAddress>) -> OutgoingDatagram {
+    OutgoingDatagram {
+        data: data.to_vec(),
+        remote_address: to,
+    }
+}
+
+#[test]
+fn datagrams_between_hosts_and_their_errors() {
+    let (_net, server, client) = two_hosts();
+    let mut b = udp(&server, v4([0, 0, 0, 0], 53));
+    let mut a = udp(&client, v4([0, 0, 0, 0], 0));
+    let (mut b_in, _) = b.stream(None).unwrap();
+    let (_, mut a_out) = a.stream(None).unwrap();
+    a_out.check_send().unwrap();
+    assert_eq!(
+        a_out
+            .send(vec![datagram(b"query", Some(v4([10, 0, 0, 1], 53)))])
+            .unwrap(),
+        1
+    );
+    let got = b_in.receive(10).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, b"query");
+    assert_eq!(
+        std_addr(got[0].remote_address),
+        "10.0.0.2:32768".parse().unwrap(),
+        "the sender's own address, not its unspecified bind"
+    );
+    // The IPv4 limit: 65507 bytes go, 65508 do not.
+    a_out.check_send().unwrap();
+    let to = Some(v4([10, 0, 0, 1], 53));
+    let big = vec![0u8; 65_508];
+    assert_eq!(
+        code(a_out.send(vec![datagram(&big, to)])),
+        ErrorCode::DatagramTooLarge
+    );
+    a_out.check_send().unwrap();
+    assert_eq!(
+        code(a_out.send(vec![datagram(b"x", Some(v4([10, 0, 9, 9], 53)))])),
+        ErrorCode::RemoteUnreachable
+    );
+    // Connected to a port nobody binds: the next receive hears of it.
+    let (mut a_in, mut a_out) = a.stream(Some(v4([10, 0, 0, 1], 54))).unwrap();
+    a_out.check_send().unwrap();
+    assert_eq!(a_out.send(vec![datagram(b"lost", None)]).unwrap(), 1);
+    assert_eq!(code(a_in.receive(1)), ErrorCode::ConnectionRefused);
+    assert!(a_in.receive(1).unwrap().is_empty(), "reported once");
+}
+
+#[test]
+fn udp_ports_are_exclusive() {
+    let (_net, server, _client) = two_hosts();
+    let _a = udp(&server, v4([0, 0, 0, 0], 53));
+    let mut b = UdpSocket::new(&server, Family::Ipv4).unwrap();
+    assert_eq!(
+        code(b.start_bind(NET, v4([10, 0, 0, 1], 53))),
+        ErrorCode::AddressInUse
+    );
+}

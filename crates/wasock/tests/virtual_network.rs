@@ -1,0 +1,130 @@
+//! Guests on the virtual network: the programs of the other tests, unchanged, with no OS socket;
+//! and two components on two hosts of one network finding each other by name.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{allow_all_virtual, run, spawn};
+use wasock::{VirtualHost, VirtualNetwork, WasockCtx};
+
+/// An allow-all context on `host`.
+fn on(host: VirtualHost) -> WasockCtx {
+    WasockCtx::builder()
+        .allow_all_network()
+        .allow_lookup()
+        .virtual_host(host)
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_echo() {
+    run(wasock_guests::STD_UDP_ECHO, &[], allow_all_virtual())
+        .await
+        .assert_passed_count();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connections() {
+    run(wasock_guests::STD_MANY, &["50"], allow_all_virtual())
+        .await
+        .assert_passed_count();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn localhost_lookup() {
+    // The virtual network's `localhost` is 127.0.0.1 and ::1.
+    run(wasock_guests::STD_LOCALHOST, &[], allow_all_virtual())
+        .await
+        .assert_passed_count_with((1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_loopback() {
+    run(wasock_guests::STD_IPV6, &[], allow_all_virtual())
+        .await
+        .assert_passed_count();
+}
+
+/// Every drop order `wasi:io` allows, and nothing left open after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_order() {
+    let sockets = allow_all_virtual();
+    let counters = sockets.counters();
+    run(wasock_guests::RAW_DROP_ORDER, &[], sockets)
+        .await
+        .assert_passed_count();
+    let stats = counters.stats();
+    assert_eq!(stats.sockets_open, 0, "every socket was dropped: {stats:?}");
+}
+
+/// A server on host `server` and a client on host `client`: the client finds the server by
+/// name in the network's directory and gets every echo back; the server sees the client's
+/// own address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_components_find_each_other_by_name() {
+    let net = VirtualNetwork::new();
+    let server_host = net.attach("server").unwrap();
+    let client_host = net.attach("client").unwrap();
+    let server = spawn(
+        wasock_guests::STD_ECHO_SERVER,
+        &["0.0.0.0:7000", "1"],
+        on(server_host),
+    );
+    let Some(addr) = server
+        .wait_for_line("listening on ", Duration::from_secs(60))
+        .await
+    else {
+        let r = server.finish().await;
+        panic!("the server never printed `listening on ADDRESS`\n{r}");
+    };
+    assert_eq!(addr, "0.0.0.0:7000");
+    let client = run(
+        wasock_guests::STD_ECHO_CLIENT,
+        &["server:7000", "hello", "over the virtual wire"],
+        on(client_host),
+    )
+    .await;
+    let server = server.finish().await;
+    assert!(
+        client.stdout.contains("received: over the virtual wire\n"),
+        "{client}\nthe server:\n{server}"
+    );
+    client.assert_passed();
+    server.assert_exit_zero();
+    assert!(
+        server.stdout.contains("connection 1 from 10.0.0.2:"),
+        "the server sees the client host's address\n{server}"
+    );
+}
+
+/// A client on a host of its own cannot reach another host's loopback: its own is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_hosts_loopback_is_out_of_reach() {
+    let net = VirtualNetwork::new();
+    let server = spawn(
+        wasock_guests::STD_ECHO_SERVER,
+        &["127.0.0.1:7000", "1"],
+        on(net.attach("server").unwrap()),
+    );
+    server
+        .wait_for_line("listening on ", Duration::from_secs(60))
+        .await
+        .expect("the server listens");
+    let client = run(
+        wasock_guests::STD_ECHO_CLIENT,
+        &["127.0.0.1:7000", "hello"],
+        on(net.attach("client").unwrap()),
+    )
+    .await;
+    assert!(
+        !matches!(client.result, common::Outcome::Exit(0)),
+        "the client reached another host's loopback\n{client}"
+    );
+    assert!(
+        client.stderr.contains("ConnectionRefused") || client.stderr.contains("refused"),
+        "{client}"
+    );
+    // The server is still waiting for a client: end it by connecting from its own host.
+    drop(server);
+}
