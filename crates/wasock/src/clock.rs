@@ -26,7 +26,8 @@ impl Clock {
     /// The time now.
     pub(crate) fn now(&self) -> Instant {
         match self {
-            Clock::Real => Instant::now(),
+            // tokio's clock: the OS's, or a simulation's paused one (see `sim`).
+            Clock::Real => tokio::time::Instant::now().into_std(),
             #[cfg(test)]
             Clock::Manual(m) => m.now(),
         }

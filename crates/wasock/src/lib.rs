@@ -60,7 +60,7 @@ mod wit;
 
 pub use addr::Family;
 pub use backend::{
-    ResolveError, ResolveFuture, Resolver, SystemResolver, VirtualHost, VirtualNetwork,
+    LinkFaults, ResolveError, ResolveFuture, Resolver, SystemResolver, VirtualHost, VirtualNetwork,
     VirtualNetworkError,
 };
 pub use command::{RunError, StoreState, TIME_SLICE, engine_config, run_command, time_slices};

@@ -9,12 +9,15 @@
 //! exclusive, ephemeral ports come from 32768..=60999 in order. Every choice is made in one
 //! order from one lock, so the same calls give the same outcome.
 
+mod faults;
 mod opts;
 mod tcp;
 #[cfg(test)]
 mod tests;
 mod udp;
 
+pub use faults::LinkFaults;
+pub(crate) use faults::Path;
 pub(crate) use opts::VirtOptions;
 pub(crate) use tcp::{VListener, VStream};
 pub(crate) use udp::VDatagram;
@@ -22,11 +25,13 @@ pub(crate) use udp::VDatagram;
 use super::{ResolveError, ResolveFuture, Resolver};
 use crate::addr::Family;
 use crate::bindings::network::ErrorCode;
+use rand::{RngExt, SeedableRng, rngs::StdRng};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
+use std::time::Duration;
 
 /// First and last ephemeral port (Linux's default `ip_local_port_range`).
 const EPHEMERAL: (u16, u16) = (32_768, 60_999);
@@ -57,6 +62,8 @@ pub enum VirtualNetworkError {
     BadName(String),
     /// The network's address plan is full.
     Full,
+    /// No host of that name is attached.
+    UnknownHost(String),
 }
 
 impl fmt::Display for VirtualNetworkError {
@@ -73,6 +80,7 @@ impl fmt::Display for VirtualNetworkError {
                 "`{name}` is not a valid host name (letters, digits, `-` and `.`, up to 253 characters)"
             ),
             Self::Full => write!(f, "this virtual network already has {MAX_HOSTS} hosts"),
+            Self::UnknownHost(name) => write!(f, "no host named `{name}` is attached"),
         }
     }
 }
@@ -113,6 +121,7 @@ impl VirtualNetwork {
             name: name.clone(),
             v4,
             v6,
+            down: false,
         });
         Ok(VirtualHost {
             world: self.world.clone(),
@@ -121,6 +130,97 @@ impl VirtualNetwork {
             v4,
             v6,
         })
+    }
+
+    /// An empty network whose random choices (faults) all come from `seed`.
+    pub fn seeded(seed: u64) -> Self {
+        let net = Self::default();
+        net.world().rng = StdRng::seed_from_u64(seed);
+        net
+    }
+
+    fn host_id(w: &World, name: &str) -> Result<HostId, VirtualNetworkError> {
+        w.hosts
+            .iter()
+            .position(|h| h.name == name)
+            .map(HostId)
+            .ok_or_else(|| VirtualNetworkError::UnknownHost(name.to_string()))
+    }
+
+    /// The path between hosts `a` and `b`, by name.
+    fn path_between(&self, a: &str, b: &str) -> Result<Option<Arc<Path>>, VirtualNetworkError> {
+        let mut w = self.world();
+        let (a, b) = (Self::host_id(&w, a)?, Self::host_id(&w, b)?);
+        Ok(w.path(a, b))
+    }
+
+    /// How the path between hosts `a` and `b` behaves from now on (chances saturate to 0..=1).
+    pub fn set_link(
+        &self,
+        a: &str,
+        b: &str,
+        faults: LinkFaults,
+    ) -> Result<(), VirtualNetworkError> {
+        let mut w = self.world();
+        let key = World::path_key(Self::host_id(&w, a)?, Self::host_id(&w, b)?);
+        w.link_faults.insert(key, faults.saturated());
+        Ok(())
+    }
+
+    /// How every path without a [`set_link`](Self::set_link) of its own behaves from now on.
+    pub fn set_default_link(&self, faults: LinkFaults) {
+        self.world().default_faults = faults.saturated();
+    }
+
+    /// Cuts the path between `a` and `b` (`true`) or heals it (`false`). While cut, datagrams
+    /// are lost, connects wait (and time out), and TCP data waits to cross.
+    pub fn partition(&self, a: &str, b: &str, cut: bool) -> Result<(), VirtualNetworkError> {
+        if let Some(path) = self.path_between(a, b)? {
+            path.set_partitioned(cut);
+        }
+        Ok(())
+    }
+
+    /// Resets every TCP connection between `a` and `b` (both ends see `connection-reset`).
+    pub fn reset_connections(&self, a: &str, b: &str) -> Result<(), VirtualNetworkError> {
+        if let Some(path) = self.path_between(a, b)? {
+            for link in path.conns().iter().filter_map(Weak::upgrade) {
+                tcp::reset(&link);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes host `name`'s own addresses off the network (`false`) or puts them back (`true`):
+    /// while down, nothing reaches it or leaves it but on its loopback, and its connections to
+    /// other hosts are reset.
+    pub fn set_host_up(&self, name: &str, up: bool) -> Result<(), VirtualNetworkError> {
+        let paths: Vec<Arc<Path>> = {
+            let mut w = self.world();
+            let id = Self::host_id(&w, name)?;
+            w.hosts[id.0].down = !up;
+            w.paths
+                .iter()
+                .filter(|((a, b), _)| *a == id || *b == id)
+                .map(|(_, p)| p.clone())
+                .collect()
+        };
+        if !up {
+            for link in paths
+                .iter()
+                .flat_map(|p| p.conns())
+                .filter_map(|l| l.upgrade())
+            {
+                tcp::reset(&link);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the directory fail every lookup of a name with a temporary failure (`true`), or
+    /// answer again (`false`).
+    pub fn fail_lookups(&self, failing: bool) {
+        self.world().lookups_failing = failing;
     }
 
     /// Makes the directory answer `name` with `addrs` (replacing an earlier answer).
@@ -204,6 +304,8 @@ struct HostRecord {
     name: String,
     v4: Ipv4Addr,
     v6: Ipv6Addr,
+    /// Taken off the network: unreachable but on its loopback.
+    down: bool,
 }
 
 /// The protocol a port belongs to.
@@ -238,14 +340,35 @@ struct Holder {
     role: Role,
 }
 
-/// The network's tables, behind one lock.
-#[derive(Default)]
+/// The network's tables and its random generator, behind one lock.
 pub(super) struct World {
     hosts: Vec<HostRecord>,
     names: BTreeMap<String, Vec<IpAddr>>,
     ports: BTreeMap<PortKey, Vec<Holder>>,
     next_ephemeral: u16,
     next_lease: u64,
+    paths: BTreeMap<(HostId, HostId), Arc<Path>>,
+    link_faults: BTreeMap<(HostId, HostId), LinkFaults>,
+    default_faults: LinkFaults,
+    lookups_failing: bool,
+    rng: StdRng,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World {
+            hosts: Vec::new(),
+            names: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            next_ephemeral: EPHEMERAL.0,
+            next_lease: 0,
+            paths: BTreeMap::new(),
+            link_faults: BTreeMap::new(),
+            default_faults: LinkFaults::default(),
+            lookups_failing: false,
+            rng: StdRng::seed_from_u64(0),
+        }
+    }
 }
 
 /// Whether a bind on `a` and one on `b` (same port) overlap.
@@ -254,15 +377,52 @@ fn overlaps(a: IpAddr, b: IpAddr) -> bool {
 }
 
 impl World {
-    /// Which host traffic from `from` to `ip` reaches, if any.
+    /// Which host traffic from `from` to `ip` reaches, if any: its own loopback, or a host
+    /// that is up, from a host that is up.
     pub(super) fn route(&self, from: HostId, ip: IpAddr) -> Option<HostId> {
         if ip.is_loopback() {
             return Some(from);
         }
-        self.hosts
+        let to = self
+            .hosts
             .iter()
             .position(|h| IpAddr::V4(h.v4) == ip || IpAddr::V6(h.v6) == ip)
-            .map(HostId)
+            .map(HostId)?;
+        let up = |h: HostId| !self.hosts[h.0].down;
+        (to == from || (up(to) && up(from))).then_some(to)
+    }
+
+    fn path_key(a: HostId, b: HostId) -> (HostId, HostId) {
+        (a.min(b), a.max(b))
+    }
+
+    /// The path between two hosts (`None` within a host: nothing faults its own traffic).
+    pub(super) fn path(&mut self, a: HostId, b: HostId) -> Option<Arc<Path>> {
+        (a != b).then(|| self.paths.entry(Self::path_key(a, b)).or_default().clone())
+    }
+
+    /// How the path between two hosts behaves now.
+    pub(super) fn faults(&self, a: HostId, b: HostId) -> LinkFaults {
+        match a == b {
+            true => LinkFaults::default(),
+            false => *self
+                .link_faults
+                .get(&Self::path_key(a, b))
+                .unwrap_or(&self.default_faults),
+        }
+    }
+
+    /// A draw from the network's generator: `true` with chance `p`.
+    pub(super) fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.random_bool(p)
+    }
+
+    /// A draw from the network's generator: a delay of up to `max`.
+    pub(super) fn jitter(&mut self, max: Duration) -> Duration {
+        match max.as_nanos() as u64 {
+            0 => Duration::ZERO,
+            n => Duration::from_nanos(self.rng.random_range(0..=n)),
+        }
     }
 
     /// Whether `host` can bind `ip`: the unspecified address, its loopback, its own addresses;
@@ -557,16 +717,27 @@ struct Directory(Arc<Mutex<World>>);
 
 impl Resolver for Directory {
     fn resolve_now(&self, name: &str) -> Option<Vec<IpAddr>> {
+        let w = crate::sync::lock(&self.0);
+        if w.lookups_failing {
+            return None;
+        }
         if name == "localhost" || name.ends_with(".localhost") {
             return Some(vec![
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
             ]);
         }
-        crate::sync::lock(&self.0).names.get(name).cloned()
+        w.names.get(name).cloned()
     }
 
+    /// Reached only for a name the directory lacks, or while lookups fail.
     fn resolve(&self, _name: &str) -> ResolveFuture {
-        Box::pin(async { Err(ResolveError::NoSuchName) })
+        let failing = crate::sync::lock(&self.0).lookups_failing;
+        Box::pin(async move {
+            match failing {
+                true => Err(ResolveError::Temporary),
+                false => Err(ResolveError::NoSuchName),
+            }
+        })
     }
 }

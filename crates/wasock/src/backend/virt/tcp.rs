@@ -7,7 +7,7 @@
 //! and a later write of the peer's is `connection-reset` (as Linux answers data to a closed
 //! socket with RST).
 
-use super::{PortLease, Proto, Role, VirtOptions, VirtualHost, Wakers, World};
+use super::{Path, PortLease, Proto, Role, VirtOptions, VirtualHost, Wakers, World};
 use crate::bindings::network::ErrorCode;
 use bytes::BytesMut;
 use std::collections::VecDeque;
@@ -16,6 +16,14 @@ use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Poll;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a connect keeps sending SYNs across a cut path before it gives up with `timeout`
+/// (about Linux's: six retries from one second, doubling).
+const SYN_GIVE_UP: Duration = Duration::from_secs(127);
+/// How often a connect waiting on a cut path looks again (virtual time in a simulation).
+const SYN_RETRY: Duration = Duration::from_millis(100);
 
 /// `shutdown` closed the receiving half.
 const READ_SHUT: u8 = 1;
@@ -29,7 +37,11 @@ const RESET_ON_CLOSE: u8 = 8;
 /// One direction of a connection.
 #[derive(Default)]
 struct Pipe {
+    /// What the reader can read.
     buf: VecDeque<u8>,
+    /// Written while the path was cut: it crosses once the path heals (TCP retransmits).
+    held: VecDeque<u8>,
+    /// Most bytes `buf` and `held` hold together.
     cap: usize,
     /// The writer sent its FIN.
     fin: bool,
@@ -39,20 +51,61 @@ struct Pipe {
     writers: Wakers,
 }
 
+impl Pipe {
+    fn stored(&self) -> usize {
+        self.buf.len() + self.held.len()
+    }
+
+    /// Moves what waited for the path into the readable bytes, unless the path is still cut.
+    fn release(&mut self, path: Option<&Path>) {
+        if !self.held.is_empty() && !path.is_some_and(Path::is_cut) {
+            self.buf.append(&mut self.held);
+        }
+    }
+}
+
 /// A connection's two pipes; side 0 (the connecting end) writes `pipes[0]`.
 #[derive(Default)]
-struct LinkState {
+pub(crate) struct LinkState {
     pipes: [Pipe; 2],
     reset: bool,
 }
 
-type Link = Mutex<LinkState>;
+/// A connection's shared state.
+pub(crate) type Link = Mutex<LinkState>;
+
+/// Resets a connection: both ends' reads and writes fail with `connection-reset`.
+pub(super) fn reset(link: &Link) {
+    let mut link = crate::sync::lock(link);
+    link.reset = true;
+    for pipe in &mut link.pipes {
+        pipe.buf.clear();
+        pipe.held.clear();
+        pipe.readers.wake_all();
+        pipe.writers.wake_all();
+    }
+}
 
 /// Where a connect stands.
 enum Connect {
+    /// The SYN crosses to `target`, arriving at `arrives`; while the path is cut it is
+    /// resent until `gives_up`.
+    InFlight {
+        target: super::HostId,
+        remote: SocketAddr,
+        arrives: Instant,
+        gives_up: Instant,
+    },
     /// Waiting for room in the listener's queue.
     Pending(Weak<ListenShared>),
     Done(Result<(), ErrorCode>),
+}
+
+/// What a connect under way waits for.
+enum ConnectWait {
+    Resolved,
+    Until(Instant),
+    Room,
 }
 
 /// One end of a virtual TCP connection.
@@ -64,6 +117,10 @@ pub(crate) struct VStream {
     opts: VirtOptions,
     flags: AtomicU8,
     connect: Mutex<Connect>,
+    /// The path to the other host (`None` on the host's own addresses).
+    path: Option<Arc<Path>>,
+    /// The host, for the connect's lookup of the listener.
+    host: Option<VirtualHost>,
     /// The connecting end's port (an accepted end shares its listener's).
     _lease: Option<PortLease>,
 }
@@ -85,9 +142,12 @@ impl VStream {
         opts: VirtOptions,
         remote: SocketAddr,
     ) -> Result<VStream, ErrorCode> {
-        let target = host.world().route(host.id, remote.ip());
-        let Some(target) = target else {
-            return Err(ErrorCode::RemoteUnreachable);
+        let (target, path, faults) = {
+            let mut w = host.world();
+            let Some(target) = w.route(host.id, remote.ip()) else {
+                return Err(ErrorCode::RemoteUnreachable);
+            };
+            (target, w.path(host.id, target), w.faults(host.id, target))
         };
         let lease = match bound {
             Some(lease) => lease,
@@ -97,9 +157,13 @@ impl VStream {
             }
         };
         let local = host.narrowed(lease.addr, remote.ip());
-        let connect = match host.world().listener(target, remote) {
-            Some(l) => Connect::Pending(Arc::downgrade(&l)),
-            None => Connect::Done(Err(ErrorCode::ConnectionRefused)),
+        let now = Instant::now();
+        let connect = Connect::InFlight {
+            target,
+            remote,
+            // The SYN's way there; its answer's way back is the other leg.
+            arrives: now + faults.latency * 2,
+            gives_up: now + SYN_GIVE_UP,
         };
         let stream = VStream {
             link: OnceLock::new(),
@@ -109,6 +173,8 @@ impl VStream {
             opts,
             flags: AtomicU8::new(0),
             connect: Mutex::new(connect),
+            path,
+            host: Some(host.clone()),
             _lease: Some(lease),
         };
         let _ = stream.try_connected();
@@ -132,12 +198,35 @@ impl VStream {
         self.poll_connect(None)
     }
 
-    /// Advances the connect: joins the listener's queue when it has room; a listener that is
-    /// gone refuses. With `waker`, waits for room.
+    /// Advances the connect: the SYN arrives (when the path is up), then joins the listener's
+    /// queue when it has room; nobody listening, or a listener gone, refuses. With `waker`,
+    /// waits for room in the queue.
     fn poll_connect(&self, waker: Option<&std::task::Waker>) -> Poll<Result<(), ErrorCode>> {
         let mut connect = crate::sync::lock(&self.connect);
+        if let Connect::InFlight {
+            target,
+            remote,
+            arrives,
+            gives_up,
+        } = *connect
+        {
+            let now = Instant::now();
+            let cut = self.path.as_deref().is_some_and(Path::is_cut);
+            if cut && now >= gives_up {
+                *connect = Connect::Done(Err(ErrorCode::Timeout));
+            } else if cut || now < arrives {
+                return Poll::Pending;
+            } else {
+                let host = self.host.as_ref().expect("a connecting end has its host");
+                *connect = match host.world().listener(target, remote) {
+                    Some(l) => Connect::Pending(Arc::downgrade(&l)),
+                    None => Connect::Done(Err(ErrorCode::ConnectionRefused)),
+                };
+            }
+        }
         let listener = match &*connect {
             Connect::Done(outcome) => return Poll::Ready(*outcome),
+            Connect::InFlight { .. } => return Poll::Pending,
             Connect::Pending(l) => l.upgrade(),
         };
         let outcome = match listener {
@@ -151,9 +240,38 @@ impl VStream {
         Poll::Ready(outcome)
     }
 
+    /// What the connect waits for now.
+    fn connect_wait(&self) -> ConnectWait {
+        if self.try_connected().is_ready() {
+            return ConnectWait::Resolved;
+        }
+        match *crate::sync::lock(&self.connect) {
+            Connect::InFlight {
+                arrives, gives_up, ..
+            } => {
+                let now = Instant::now();
+                match self.path.as_deref().is_some_and(Path::is_cut) {
+                    true => ConnectWait::Until((now + SYN_RETRY).min(gives_up)),
+                    false => ConnectWait::Until(arrives),
+                }
+            }
+            Connect::Pending(_) => ConnectWait::Room,
+            Connect::Done(_) => ConnectWait::Resolved,
+        }
+    }
+
     /// Waits until the connect has resolved.
     pub(crate) async fn connected(&self) {
-        poll_fn(|cx| self.poll_connect(Some(cx.waker())).map(|_| ())).await
+        for _ in 0..u32::MAX {
+            match self.connect_wait() {
+                ConnectWait::Resolved => return,
+                ConnectWait::Until(t) => tokio::time::sleep_until(t).await,
+                ConnectWait::Room => {
+                    poll_fn(|cx| self.poll_connect(Some(cx.waker())).map(|_| ())).await;
+                    return;
+                }
+            }
+        }
     }
 
     pub(crate) fn local_addr(&self) -> SocketAddr {
@@ -188,9 +306,10 @@ impl VStream {
             return Err(ErrorCode::ConnectionReset);
         }
         let pipe = &mut link.pipes[1 - self.side];
+        pipe.release(self.path.as_deref());
         let room = buf.capacity() - buf.len();
         if pipe.buf.is_empty() {
-            if pipe.fin {
+            if pipe.fin && pipe.held.is_empty() {
                 if room > 0 {
                     self.set_flag(READ_DONE);
                 }
@@ -226,11 +345,17 @@ impl VStream {
             self.reset_link();
             return Err(ErrorCode::ConnectionReset);
         }
-        let n = pipe.cap.saturating_sub(pipe.buf.len()).min(bytes.len());
+        let n = pipe.cap.saturating_sub(pipe.stored()).min(bytes.len());
         if n == 0 && !bytes.is_empty() {
             return Err(ErrorCode::WouldBlock);
         }
-        pipe.buf.extend(&bytes[..n]);
+        match self.path.as_deref().is_some_and(Path::is_cut) {
+            true => pipe.held.extend(&bytes[..n]),
+            false => {
+                pipe.release(None);
+                pipe.buf.extend(&bytes[..n]);
+            }
+        }
         pipe.readers.wake_all();
         Ok(n)
     }
@@ -246,10 +371,14 @@ impl VStream {
             };
             let reset = link.reset;
             let pipe = &mut link.pipes[1 - self.side];
-            if reset || pipe.fin || !pipe.buf.is_empty() {
+            pipe.release(self.path.as_deref());
+            if reset || !pipe.buf.is_empty() || (pipe.fin && pipe.held.is_empty()) {
                 return Poll::Ready(());
             }
             pipe.readers.register(cx.waker());
+            if let Some(path) = self.path.as_deref().filter(|_| !pipe.held.is_empty()) {
+                path.wait_healed(cx.waker());
+            }
             Poll::Pending
         })
         .await
@@ -263,7 +392,7 @@ impl VStream {
             };
             let reset = link.reset;
             let pipe = &mut link.pipes[self.side];
-            if reset || pipe.fin || pipe.reader_gone || pipe.buf.len() < pipe.cap {
+            if reset || pipe.fin || pipe.reader_gone || pipe.stored() < pipe.cap {
                 return Poll::Ready(());
             }
             pipe.writers.register(cx.waker());
@@ -298,13 +427,8 @@ impl VStream {
     }
 
     fn reset_link(&self) {
-        if let Some(mut link) = self.link() {
-            link.reset = true;
-            for pipe in &mut link.pipes {
-                pipe.buf.clear();
-                pipe.readers.wake_all();
-                pipe.writers.wake_all();
-            }
+        if let Some(link) = self.link.get() {
+            reset(link);
         }
     }
 }
@@ -314,7 +438,7 @@ impl Drop for VStream {
     fn drop(&mut self) {
         let unread = self
             .link()
-            .is_some_and(|l| !l.pipes[1 - self.side].buf.is_empty());
+            .is_some_and(|l| l.pipes[1 - self.side].stored() > 0);
         if self.flag(RESET_ON_CLOSE) || unread {
             return self.reset_link();
         }
@@ -370,6 +494,9 @@ impl ListenShared {
         link.pipes[0].cap = client.opts.send_buffer() + opts.recv_buffer();
         link.pipes[1].cap = opts.send_buffer() + client.opts.recv_buffer();
         let link = Arc::new(Mutex::new(link));
+        if let Some(path) = &client.path {
+            path.add_conn(Arc::downgrade(&link));
+        }
         let _ = client.link.set(link.clone());
         let server = VStream {
             link: OnceLock::from(link),
@@ -379,6 +506,8 @@ impl ListenShared {
             opts,
             flags: AtomicU8::new(0),
             connect: Mutex::new(Connect::Done(Ok(()))),
+            path: client.path.clone(),
+            host: None,
             _lease: None,
         };
         st.queue.push_back(server);

@@ -355,3 +355,116 @@ fn udp_ports_are_exclusive() {
         ErrorCode::AddressInUse
     );
 }
+
+/// A connect across a cut path waits; it completes once the path heals, and gives up with
+/// `timeout` if it never does (in virtual time: the test takes no real wait).
+#[tokio::test(start_paused = true)]
+async fn a_partition_holds_connects_and_data_until_it_heals() {
+    let (net, server, client) = two_hosts();
+    let mut l = listener(&server, v4([0, 0, 0, 0], 80));
+    net.partition("server", "client", true).unwrap();
+    let (mut c, pair) = connect(&client, v4([10, 0, 0, 1], 80));
+    assert_eq!(code(pair), ErrorCode::WouldBlock, "the SYN cannot cross");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(code(c.finish_connect()), ErrorCode::WouldBlock);
+    net.partition("server", "client", false).unwrap();
+    let (mut cin, mut cout) = c.finish_connect().unwrap();
+    let (_a, (mut ain, mut aout)) = l.accept().unwrap();
+    // Data written while cut waits, then arrives in order.
+    net.partition("client", "server", true).unwrap();
+    write_all(&mut cout, b"held");
+    assert!(
+        ain.read(10).unwrap().is_empty(),
+        "nothing crosses a cut path"
+    );
+    net.partition("client", "server", false).unwrap();
+    assert_eq!(read_exact(&mut ain, 4), b"held");
+    write_all(&mut aout, b"ok");
+    assert_eq!(read_exact(&mut cin, 2), b"ok");
+    // A connect that never gets across times out: at the instance's connect timeout (60 s by
+    // default), before the network's SYN retries (127 s) would give up.
+    net.partition("server", "client", true).unwrap();
+    let mut late = TcpSocket::new(&client, Family::Ipv4).unwrap();
+    late.start_connect(NET, v4([10, 0, 0, 1], 80)).unwrap();
+    let mut ready = late.readiness();
+    let started = tokio::time::Instant::now();
+    wasmtime_wasi_io::poll::Pollable::ready(&mut ready).await;
+    let waited = started.elapsed();
+    assert!(waited >= std::time::Duration::from_secs(60), "{waited:?}");
+    assert!(waited < std::time::Duration::from_secs(61), "{waited:?}");
+    assert_eq!(code(late.finish_connect()), ErrorCode::Timeout);
+}
+
+#[test]
+fn resets_and_hosts_going_down() {
+    let (net, server, client) = two_hosts();
+    let mut l = listener(&server, v4([0, 0, 0, 0], 80));
+    let (_c, pair) = connect(&client, v4([10, 0, 0, 1], 80));
+    let (mut cin, _cout) = pair.unwrap();
+    let (_a, (mut ain, _aout)) = l.accept().unwrap();
+    net.reset_connections("client", "server").unwrap();
+    assert_eq!(
+        stream_code(cin.read(1).unwrap_err()),
+        ErrorCode::ConnectionReset
+    );
+    assert_eq!(
+        stream_code(ain.read(1).unwrap_err()),
+        ErrorCode::ConnectionReset
+    );
+    net.set_host_up("server", false).unwrap();
+    let (_c, pair) = connect(&client, v4([10, 0, 0, 1], 80));
+    assert_eq!(code(pair), ErrorCode::RemoteUnreachable);
+    net.set_host_up("server", true).unwrap();
+    let (_c, pair) = connect(&client, v4([10, 0, 0, 1], 80));
+    assert!(pair.is_ok(), "back up");
+    assert_eq!(
+        net.partition("client", "nobody", true),
+        Err(super::VirtualNetworkError::UnknownHost("nobody".into()))
+    );
+}
+
+/// Which of 200 datagrams arrive under 30 % loss and 10 % duplication, on a network seeded
+/// with `seed`.
+fn lossy_delivery(seed: u64) -> Vec<u8> {
+    let net = VirtualNetwork::seeded(seed);
+    let server = test_gate_virtual(&net.attach("server").unwrap());
+    let client = test_gate_virtual(&net.attach("client").unwrap());
+    net.set_link(
+        "client",
+        "server",
+        super::LinkFaults {
+            loss: 0.3,
+            duplicate: 0.1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut b = udp(&server, v4([0, 0, 0, 0], 53));
+    let mut a = udp(&client, v4([0, 0, 0, 0], 0));
+    let (mut b_in, _) = b.stream(None).unwrap();
+    let (_, mut a_out) = a.stream(None).unwrap();
+    for i in 0..200u8 {
+        a_out.check_send().unwrap();
+        a_out
+            .send(vec![datagram(&[i], Some(v4([10, 0, 0, 1], 53)))])
+            .unwrap();
+    }
+    b_in.receive(1_000)
+        .unwrap()
+        .iter()
+        .map(|d| d.data[0])
+        .collect()
+}
+
+#[test]
+fn loss_and_duplication_follow_the_seed() {
+    let first = lossy_delivery(7);
+    assert_eq!(first, lossy_delivery(7), "one seed, one outcome");
+    assert_ne!(first, lossy_delivery(8), "another seed, another outcome");
+    assert!(
+        (100..180).contains(&first.len()),
+        "about 70 % arrive, some twice: {}",
+        first.len()
+    );
+    assert!(first.windows(2).any(|w| w[0] == w[1]), "some arrive twice");
+}

@@ -11,6 +11,7 @@ use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
+use std::time::Duration;
 
 /// Largest payload of an IPv4 datagram (65535 − 20-byte IP header − 8-byte UDP header).
 const MAX_V4: usize = 65_507;
@@ -55,6 +56,23 @@ impl Inbox {
         let mut st = self.state();
         st.error = Some(code);
         st.readers.wake_all();
+    }
+}
+
+/// Delivers a datagram after `delay` (at once for none, or with no runtime to wait on).
+fn deliver_after(delay: Duration, inbox: &Arc<Inbox>, from: SocketAddr, data: &[u8]) {
+    let runtime = tokio::runtime::Handle::try_current();
+    match runtime {
+        Ok(rt) if !delay.is_zero() => {
+            let (inbox, data) = (Arc::downgrade(inbox), Bytes::copy_from_slice(data));
+            drop(rt.spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Some(inbox) = inbox.upgrade() {
+                    inbox.deliver(from, &data);
+                }
+            }));
+        }
+        _ => inbox.deliver(from, data),
     }
 }
 
@@ -138,17 +156,31 @@ impl VDatagram {
             if data.len() > max {
                 return (sent, Some(ErrorCode::DatagramTooLarge));
             }
-            let w = self.host.world();
+            let mut w = self.host.world();
             let Some(target) = w.route(self.host.id, to.ip()) else {
                 return (sent, Some(ErrorCode::RemoteUnreachable));
             };
+            let from = self.host.narrowed(local, to.ip());
+            // The path's faults, each drawn in send order from the network's generator.
+            let faults = w.faults(self.host.id, target);
+            let cut = w.path(self.host.id, target).is_some_and(|p| p.is_cut());
+            if cut || w.chance(faults.loss) {
+                continue;
+            }
+            let copies = if w.chance(faults.duplicate) { 2 } else { 1 };
+            let delays: Vec<Duration> = (0..copies)
+                .map(|_| faults.latency + w.jitter(faults.jitter))
+                .collect();
             let inbox = w.udp_inbox(target, to);
             drop(w);
-            let from = self.host.narrowed(local, to.ip());
-            match inbox {
-                Some(inbox) => inbox.deliver(from, data),
-                None if connected == Some(to) => self.inbox.fail(ErrorCode::ConnectionRefused),
-                None => {}
+            let Some(inbox) = inbox else {
+                if connected == Some(to) {
+                    self.inbox.fail(ErrorCode::ConnectionRefused);
+                }
+                continue;
+            };
+            for delay in delays {
+                deliver_after(delay, &inbox, from, data);
             }
         }
         (datagrams.len(), None)

@@ -1,0 +1,92 @@
+//! Faults of the virtual network: per path between two hosts (or for every path), latency and
+//! jitter, loss and duplication of datagrams, partitions that start and heal, resets of the
+//! connections on a path. Every random choice is drawn from the network's one seeded generator,
+//! in the order the calls come.
+
+use super::Wakers;
+use super::tcp::Link;
+use std::sync::{Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+/// How a path between two hosts behaves; the default is a perfect link.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LinkFaults {
+    /// One-way delay of a datagram and of each leg of the TCP handshake.
+    pub latency: Duration,
+    /// A random extra delay, up to this much, drawn per datagram (so datagrams can reorder).
+    pub jitter: Duration,
+    /// The chance, 0 to 1, that a datagram is lost (values outside saturate).
+    pub loss: f64,
+    /// The chance, 0 to 1, that a datagram arrives twice (values outside saturate).
+    pub duplicate: f64,
+}
+
+impl LinkFaults {
+    /// The chances clamped to 0..=1 (NaN is 0).
+    pub(super) fn saturated(self) -> Self {
+        let chance = |p: f64| if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) };
+        LinkFaults {
+            loss: chance(self.loss),
+            duplicate: chance(self.duplicate),
+            ..self
+        }
+    }
+}
+
+/// The shared state of one path between two hosts: whether it is cut, the connections on it.
+#[derive(Default)]
+pub(crate) struct Path {
+    state: Mutex<PathState>,
+}
+
+#[derive(Default)]
+struct PathState {
+    partitioned: bool,
+    /// Waiters for the partition to heal.
+    healed: Wakers,
+    /// Connections across the path, for a reset.
+    conns: Vec<Weak<Link>>,
+}
+
+impl Path {
+    fn state(&self) -> MutexGuard<'_, PathState> {
+        crate::sync::lock(&self.state)
+    }
+
+    /// Whether nothing crosses the path now.
+    pub(crate) fn is_cut(&self) -> bool {
+        self.state().partitioned
+    }
+
+    /// Cuts the path, or heals it (waking what waits to cross).
+    pub(super) fn set_partitioned(&self, cut: bool) {
+        let mut st = self.state();
+        st.partitioned = cut;
+        if !cut {
+            st.healed.wake_all();
+        }
+    }
+
+    /// Waits with `waker` for the path to heal; `false` when it is not cut.
+    pub(crate) fn wait_healed(&self, waker: &std::task::Waker) -> bool {
+        let mut st = self.state();
+        if st.partitioned {
+            st.healed.register(waker);
+        }
+        st.partitioned
+    }
+
+    /// Remembers a connection across the path.
+    pub(super) fn add_conn(&self, link: Weak<Link>) {
+        let mut st = self.state();
+        st.conns.retain(|l| l.strong_count() > 0);
+        st.conns.push(link);
+    }
+
+    /// The connections across the path that are still open.
+    pub(super) fn conns(&self) -> Vec<Weak<Link>> {
+        let mut st = self.state();
+        st.conns.retain(|l| l.strong_count() > 0);
+        st.conns.clone()
+    }
+}
