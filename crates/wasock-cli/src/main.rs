@@ -5,6 +5,7 @@ mod check;
 mod limit_args;
 mod policy_args;
 mod run;
+mod sim;
 mod usage;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ enum Command {
     /// Work with network policies.
     #[command(subcommand)]
     Policy(check::PolicyCommand),
+    /// Run a scenario's components on one virtual network, in virtual time, from one seed.
+    Sim(Box<sim::SimArgs>),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             runtime.block_on(run::run(*args))
         }
         Command::Policy(cmd) => check::policy(cmd),
+        Command::Sim(args) => sim::sim(*args),
     }
 }
 

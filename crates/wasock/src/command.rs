@@ -174,7 +174,7 @@ pub async fn run_command(
 }
 
 /// The exit code of a finished `wasi:cli/run` call.
-fn exit_code(outcome: wasmtime::Result<Result<(), ()>>) -> Result<i32, RunError> {
+pub(crate) fn exit_code(outcome: wasmtime::Result<Result<(), ()>>) -> Result<i32, RunError> {
     match outcome {
         Ok(Ok(())) => Ok(0),
         Ok(Err(())) => Ok(1),

@@ -53,6 +53,7 @@ mod lookup;
 mod network;
 mod options;
 pub mod policy;
+pub mod sim;
 mod sync;
 mod tcp;
 mod udp;

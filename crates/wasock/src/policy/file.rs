@@ -46,21 +46,30 @@ impl RuleSet {
 
 /// The rules of a policy file, in file order.
 pub(crate) fn parse(text: &str, path: &str) -> Result<Vec<Rule>, ParseError> {
-    let error = |at: usize, shown: &str, problem: Problem| ParseError {
-        source: Source::File {
-            path: path.to_owned(),
-            line: text[..at.min(text.len())].matches('\n').count() + 1,
-        },
-        text: shown.to_owned(),
-        column: super::error::column_of(text, at),
-        problem,
-    };
     let table = DeTable::parse(text).map_err(|e| {
         let at = e.span().map_or(0, |s| s.start);
-        error(at, line_at(text, at), Problem::TomlSyntax(Box::new(e)))
+        file_error(
+            text,
+            path,
+            at,
+            line_at(text, at),
+            Problem::TomlSyntax(Box::new(e)),
+        )
     })?;
+    rules_in(table.get_ref(), text, path)
+}
+
+/// The rules of one TOML table of `text` (a policy file's top level, or a table inside another
+/// file, such as a simulation scenario's component), in order; errors at their line and column.
+pub(crate) fn rules_in(
+    table: &DeTable<'_>,
+    text: &str,
+    path: &str,
+) -> Result<Vec<Rule>, ParseError> {
+    let error =
+        |at: usize, shown: &str, problem: Problem| file_error(text, path, at, shown, problem);
     let mut rules = Vec::new();
-    for (key, value) in table.get_ref() {
+    for (key, value) in table {
         let key_span = key.span();
         let Some(kind) = Kind::from_name(key.get_ref()) else {
             return Err(error(key_span.start, key.get_ref(), Problem::UnknownKey));
@@ -81,6 +90,19 @@ pub(crate) fn parse(text: &str, path: &str) -> Result<Vec<Rule>, ParseError> {
         }
     }
     Ok(rules)
+}
+
+/// A policy error at byte `at` of the file `path` holding `text`.
+fn file_error(text: &str, path: &str, at: usize, shown: &str, problem: Problem) -> ParseError {
+    ParseError {
+        source: Source::File {
+            path: path.to_owned(),
+            line: text[..at.min(text.len())].matches('\n').count() + 1,
+        },
+        text: shown.to_owned(),
+        column: super::error::column_of(text, at),
+        problem,
+    }
 }
 
 /// Where a string's content starts in the file, when the content is the raw text between its

@@ -15,7 +15,7 @@ mod cidr;
 mod engine;
 mod error;
 mod explain;
-mod file;
+pub(crate) mod file;
 mod parse;
 mod rules;
 mod sets;
