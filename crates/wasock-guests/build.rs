@@ -30,6 +30,10 @@ const GUESTS: &[(&str, &str)] = &[
     ("STD_MANY", "std-many"),
     ("STD_LOCALHOST", "std-localhost"),
     ("STD_IPV6", "std-ipv6"),
+    ("STD_RETRY_CLIENT", "std-retry-client"),
+    ("STD_SLEEPER", "std-sleeper"),
+    ("STD_SPIN", "std-spin"),
+    ("STD_UDP_PING", "std-udp-ping"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use wasock::sim::{Scenario, SimReport, Simulation};
 
+/// Failing seeds a sweep describes one by one.
+const SWEEP_SHOWN: usize = 5;
 /// Most seeds one sweep runs.
 const MAX_SWEEP: u64 = 1_000_000;
 
@@ -143,7 +145,10 @@ fn sweep(sim: &Simulation, scenario: &Path, seeds: Range<u64>) -> ExitCode {
     for seed in seeds {
         match sim.run(seed) {
             Ok(r) if r.failure.is_some() => {
-                eprintln!("wasock sim: {}", summary(&r, scenario));
+                // The first few in full; the count says how many more.
+                if failed.len() < SWEEP_SHOWN {
+                    eprintln!("wasock sim: {}", summary(&r, scenario));
+                }
                 failed.push(seed);
             }
             Ok(_) => {}

@@ -163,6 +163,13 @@ impl Simulation {
         for (name, addrs) in &sc.names {
             drop(net.add_name(name, addrs.iter().copied()));
         }
+        // Events come before components at the same virtual time: those at zero are applied
+        // before any component starts, the timeline's task is spawned before theirs.
+        let (now, later): (Vec<_>, Vec<_>) = (sc.events.iter())
+            .map(|e| (e.at, e.kind.clone()))
+            .partition(|(at, _)| at.is_zero());
+        apply_events(now, &net, &trace, start).await;
+        let timeline = tokio::spawn(apply_events(later, net.clone(), trace.clone(), start));
         let mut running = Vec::new();
         for (i, (spec, host)) in sc.components.iter().zip(hosts).enumerate() {
             let state = StoreState::new(
@@ -178,12 +185,6 @@ impl Simulation {
             );
             running.push(tokio::spawn(task));
         }
-        let timeline = tokio::spawn(timeline(
-            sc.events.iter().map(|e| (e.at, e.kind.clone())).collect(),
-            net.clone(),
-            trace.clone(),
-            start,
-        ));
         // The run ends when every task has ended, or at the time limit.
         let limit = start + sc.time_limit;
         let mut endings: Vec<Option<(Duration, Ending)>> = vec![None; running.len()];
@@ -295,8 +296,15 @@ impl Simulation {
 
 /// The component's sockets: on its host, under its policy, every decision in the trace.
 fn sockets_ctx(spec: &ComponentSpec, host: crate::VirtualHost, trace: &Trace) -> WasockCtx {
+    let limits = crate::limits::Limits {
+        connect_timeout: spec
+            .connect_timeout
+            .or(crate::limits::Limits::default().connect_timeout),
+        ..Default::default()
+    };
     let mut b = WasockCtx::builder()
         .virtual_host(host)
+        .limits(limits)
         .instance_name(spec.name.clone())
         .audit(trace.audit_sink());
     b = match &spec.policy {
@@ -334,12 +342,13 @@ async fn run_component(
 }
 
 /// Applies the scenario's events at their virtual times, each into the trace.
-async fn timeline(
+async fn apply_events(
     events: Vec<(Duration, EventKind)>,
-    net: VirtualNetwork,
-    trace: Trace,
+    net: impl std::borrow::Borrow<VirtualNetwork>,
+    trace: impl std::borrow::Borrow<Trace>,
     start: tokio::time::Instant,
 ) {
+    let (net, trace) = (net.borrow(), trace.borrow());
     for (at, kind) in events {
         tokio::time::sleep_until(start + at).await;
         let applied = match &kind {

@@ -11,6 +11,9 @@
 //! wasm = "echo-server.wasm"             # relative to the scenario file
 //! args = ["0.0.0.0:7000", "1"]
 //! role = "service"                      # may still run at the end ("task", the default, may not)
+//! start = "500ms"                       # when it starts (virtual time; default 0)
+//! connect-timeout = "2s"                # its connects' limit (default wasock's, 60 s)
+//! fuel = 50_000_000_000                 # instructions it may run, so a spinning guest ends
 //! policy = { allow-inbound = ["tcp://*:7000"] }   # the keys of a policy file, or "allow-all"
 //!
 //! [[link]]                              # without `between`: every path
@@ -32,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::de::{DeArray, DeTable, DeValue};
 
-/// Largest fuel budget a component may be given.
+/// The fuel a component gets when the scenario names none (tens of seconds of real work).
 const DEFAULT_FUEL: u64 = 50_000_000_000;
 /// The time limit when the scenario names none.
 const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(600);
@@ -69,6 +72,8 @@ pub(crate) struct ComponentSpec {
     pub(crate) policy: Option<RuleSet>,
     pub(crate) start: Duration,
     pub(crate) fuel: u64,
+    /// The instance's connect timeout (wasock's default when `None`).
+    pub(crate) connect_timeout: Option<Duration>,
 }
 
 /// A `[[link]]`: the faults of one path, or of every path.
@@ -403,6 +408,7 @@ impl Parser<'_> {
             policy: Some(RuleSet::builder().build()),
             start: Duration::ZERO,
             fuel: DEFAULT_FUEL,
+            connect_timeout: None,
         };
         for (key, value) in t {
             let (at, k, v) = (key.span().start, &**key.get_ref(), value.get_ref());
@@ -430,6 +436,7 @@ impl Parser<'_> {
                 }
                 "start" => c.start = self.duration(at, k, v)?,
                 "fuel" => c.fuel = self.number(at, k, v)?.max(1),
+                "connect-timeout" => c.connect_timeout = Some(self.duration(at, k, v)?),
                 "policy" => {
                     c.policy = match v {
                         DeValue::String(s) if s == "allow-all" => None,
@@ -442,7 +449,7 @@ impl Parser<'_> {
                         _ => return Err(self.error(at, k, "must be \"allow-all\" or a table of policy rules")),
                     }
                 }
-                _ => return Err(self.error(at, k, "unknown key in [[component]] (expected name, wasm, args, env, role, start, fuel or policy)")),
+                _ => return Err(self.error(at, k, "unknown key in [[component]] (expected name, wasm, args, env, role, start, fuel, connect-timeout or policy)")),
             }
         }
         if c.name.is_empty() {
