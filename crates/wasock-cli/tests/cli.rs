@@ -651,3 +651,96 @@ fn an_unknown_network_kind_is_one_line() {
     let err = stderr(&out);
     assert!(err.contains("wifi") && err.contains("virtual"), "{err}");
 }
+
+/// An example scenario of `examples/`, its guests taken from this build's guest folder; the
+/// copy lives in a fresh folder under the test's temporary directory.
+fn example(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("examples").join(name).join("scenario.toml"))
+        .expect("the example exists");
+    let guests = std::path::Path::new(wasock_guests::STD_ECHO_SERVER)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let text = text.replace("../../target/wasm-guests/wasm32-wasip2/release", &guests);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("example-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The README's partition scenario: the client retries, gets through after the heal, and the
+/// same seed gives the same trace.
+#[test]
+fn sim_runs_the_partition_example_and_replays_it() {
+    let scenario = example("partition");
+    let s = scenario.to_str().unwrap();
+    let out = wasock(&["sim", s]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let printed = stdout(&out);
+    assert!(printed.contains("client | attempt 1: "), "{printed}");
+    assert!(
+        printed.contains("client | echoed: hello across the partition"),
+        "{printed}"
+    );
+    assert!(stderr(&out).contains("seed 1: passed"), "{}", stderr(&out));
+    let dir = scenario.parent().unwrap();
+    let traces: Vec<String> = (0..2)
+        .map(|i| {
+            let trace = dir.join(format!("trace-{i}.jsonl"));
+            let t = trace.to_str().unwrap();
+            let out = wasock(&["sim", s, "--seed", "7", "--trace", t, "-q"]);
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            std::fs::read_to_string(&trace).unwrap()
+        })
+        .collect();
+    assert_eq!(traces[0], traces[1], "one seed, one trace");
+    assert!(traces[0].lines().count() > 10);
+}
+
+/// A sweep names the failing seeds and how to replay one; the replay fails the same way.
+#[test]
+fn sim_sweeps_seeds_and_names_the_failing_ones() {
+    let scenario = example("lossy-ping");
+    let s = scenario.to_str().unwrap();
+    let out = wasock(&["sim", s, "--seeds", "0..40"]);
+    let err = stderr(&out);
+    let Some(failed) = err.lines().find(|l| l.contains("seeds failed: ")) else {
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains("all 40 seeds passed"), "{err}");
+        return;
+    };
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let seed = failed
+        .rsplit("--seed ")
+        .next()
+        .and_then(|s| s.trim_end_matches('`').parse::<u64>().ok())
+        .expect("the summary names a seed to replay");
+    let replay = wasock(&["sim", s, "--seed", &seed.to_string()]);
+    assert_eq!(replay.status.code(), Some(1), "{}", stderr(&replay));
+    assert!(stdout(&replay).contains("no reply"), "{}", stdout(&replay));
+}
+
+#[test]
+fn sim_mistakes_are_one_line_with_their_place() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sim-mistakes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[component]]\nname = \"a\"\nwasm = \"a.wasm\"\n\n[[link]]\nloss = \"lots\"\n",
+    )
+    .unwrap();
+    let out = wasock(&["sim", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bad.toml:6:1: `loss`"), "{err}");
+    for range in ["5..5", "9..1", "a..b", "0..2000000"] {
+        let out = wasock(&["sim", bad.to_str().unwrap(), "--seeds", range]);
+        assert_eq!(out.status.code(), Some(2), "{range}");
+        assert!(stderr(&out).contains(range), "{}", stderr(&out));
+    }
+}

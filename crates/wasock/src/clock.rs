@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use crate::limits::deadline_after;
 
-/// The host's time and tasks. `Real` (the default) is the OS's monotonic clock, tokio's timer
-/// and the current tokio runtime.
+/// The host's time and tasks. `Real` (the default) is tokio's clock, timer and current runtime:
+/// the OS's monotonic time, or a simulation's virtual time on its paused runtime (`sim`).
 #[derive(Clone, Debug, Default)]
 pub(crate) enum Clock {
-    /// `Instant::now()`, tokio's timer, tokio's current runtime.
+    /// tokio's `Instant::now()`, timer and current runtime.
     #[default]
     Real,
     /// A clock that moves only when told to; tasks still run on tokio's current runtime.
