@@ -244,7 +244,7 @@ fn usage_mistakes_are_one_line_with_the_help_to_read() {
         ),
         (
             &["rnu", cli],
-            "unknown command \"rnu\": expected run or policy (see `wasock --help`)",
+            "unknown command \"rnu\": expected run, policy or sim (see `wasock --help`)",
         ),
         (
             &["polcy", "check"],

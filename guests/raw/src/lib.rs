@@ -326,21 +326,24 @@ pub enum ReadEnd {
 /// `check`). Returns the bytes read and how the read ended.
 #[track_caller]
 pub fn read_up_to(check: &str, input: &InputStream, len: usize) -> (Vec<u8>, ReadEnd) {
-    let deadline = Deadline::after(std::time::Duration::from_millis(2 * WAIT_MS));
+    // A stall, not a slow transfer, fails: the deadline moves on with every byte that comes
+    // (the loop stays bounded: each chunk brings at least one byte of the `len`).
+    let stall = std::time::Duration::from_millis(2 * WAIT_MS);
+    let mut deadline = Deadline::after(stall);
     let p = input.subscribe();
     let mut buf = Vec::new();
     while buf.len() < len {
         match input.read((len - buf.len()) as u64) {
             Ok(chunk) if chunk.is_empty() => {
                 if deadline.expired() {
-                    fail(
-                        check,
-                        format!("timed out after {} of {len} bytes", buf.len()),
-                    );
+                    fail(check, format!("stalled after {} of {len} bytes", buf.len()));
                 }
                 wait_ready(check, &p, WAIT_MS);
             }
-            Ok(chunk) => buf.extend_from_slice(&chunk),
+            Ok(chunk) => {
+                buf.extend_from_slice(&chunk);
+                deadline = Deadline::after(stall);
+            }
             Err(StreamError::Closed) => return (buf, ReadEnd::Closed),
             Err(e) => return (buf, ReadEnd::Failed(describe(&e))),
         }
