@@ -256,7 +256,7 @@ impl Listener {
     pub(crate) fn try_accept(&self) -> NetResult<Option<(Stream, SocketAddr)>> {
         match self {
             Listener::Os(l) => Ok(os(l.try_accept())?.map(|(s, a)| (Stream::Os(s), a))),
-            Listener::Virt(v) => Ok(v.try_accept().map(|(s, a)| (Stream::Virt(Box::new(s)), a))),
+            Listener::Virt(v) => Ok(v.try_accept()?.map(|(s, a)| (Stream::Virt(Box::new(s)), a))),
         }
     }
 

@@ -42,6 +42,8 @@ pub(crate) struct Path {
 #[derive(Default)]
 struct PathState {
     partitioned: bool,
+    /// How many times the path's connections were reset (a connect under way sees a change).
+    resets: u64,
     /// Waiters for the partition to heal.
     healed: Wakers,
     /// Connections across the path, for a reset.
@@ -83,10 +85,21 @@ impl Path {
         st.conns.push(link);
     }
 
-    /// The connections across the path that are still open.
-    pub(super) fn conns(&self) -> Vec<Weak<Link>> {
-        let mut st = self.state();
-        st.conns.retain(|l| l.strong_count() > 0);
-        st.conns.clone()
+    /// Resets every connection across the path, and every connect under way on it.
+    pub(super) fn reset_all(&self) {
+        let conns: Vec<Weak<Link>> = {
+            let mut st = self.state();
+            st.resets += 1;
+            st.conns.retain(|l| l.strong_count() > 0);
+            std::mem::take(&mut st.conns)
+        };
+        for link in conns.iter().filter_map(Weak::upgrade) {
+            super::tcp::reset(&link);
+        }
+    }
+
+    /// How many resets the path has seen.
+    pub(crate) fn resets(&self) -> u64 {
+        self.state().resets
     }
 }

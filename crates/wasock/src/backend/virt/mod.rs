@@ -181,12 +181,12 @@ impl VirtualNetwork {
         Ok(())
     }
 
-    /// Resets every TCP connection between `a` and `b` (both ends see `connection-reset`).
+    /// Resets every TCP connection between `a` and `b` (both ends see `connection-reset`, a
+    /// connect under way fails with it, a connection still queued for `accept` is
+    /// `connection-aborted` there).
     pub fn reset_connections(&self, a: &str, b: &str) -> Result<(), VirtualNetworkError> {
         if let Some(path) = self.path_between(a, b)? {
-            for link in path.conns().iter().filter_map(Weak::upgrade) {
-                tcp::reset(&link);
-            }
+            path.reset_all();
         }
         Ok(())
     }
@@ -206,12 +206,8 @@ impl VirtualNetwork {
                 .collect()
         };
         if !up {
-            for link in paths
-                .iter()
-                .flat_map(|p| p.conns())
-                .filter_map(|l| l.upgrade())
-            {
-                tcp::reset(&link);
+            for path in paths {
+                path.reset_all();
             }
         }
         Ok(())

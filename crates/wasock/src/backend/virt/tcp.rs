@@ -95,6 +95,8 @@ enum Connect {
         remote: SocketAddr,
         arrives: Instant,
         gives_up: Instant,
+        /// The path's reset count when the connect began: a reset since answers the SYN.
+        resets: u64,
     },
     /// Waiting for room in the listener's queue.
     Pending(Weak<ListenShared>),
@@ -164,6 +166,7 @@ impl VStream {
             // The SYN's way there; its answer's way back is the other leg.
             arrives: now + faults.latency * 2,
             gives_up: now + SYN_GIVE_UP,
+            resets: path.as_deref().map_or(0, Path::resets),
         };
         let stream = VStream {
             link: OnceLock::new(),
@@ -208,11 +211,14 @@ impl VStream {
             remote,
             arrives,
             gives_up,
+            resets,
         } = *connect
         {
             let now = Instant::now();
             let cut = self.path.as_deref().is_some_and(Path::is_cut);
-            if cut && now >= gives_up {
+            if self.path.as_deref().is_some_and(|p| p.resets() != resets) {
+                *connect = Connect::Done(Err(ErrorCode::ConnectionReset));
+            } else if cut && now >= gives_up {
                 *connect = Connect::Done(Err(ErrorCode::Timeout));
             } else if cut || now < arrives {
                 return Poll::Pending;
@@ -561,13 +567,19 @@ impl VListener {
         &self.shared.opts
     }
 
-    /// Takes one queued connection without waiting.
-    pub(crate) fn try_accept(&self) -> Option<(VStream, SocketAddr)> {
+    /// Takes one queued connection without waiting; one reset before it was accepted is
+    /// `connection-aborted` (once; the next call takes the next).
+    pub(crate) fn try_accept(&self) -> Result<Option<(VStream, SocketAddr)>, ErrorCode> {
         let mut st = self.state();
-        let stream = st.queue.pop_front()?;
+        let Some(stream) = st.queue.pop_front() else {
+            return Ok(None);
+        };
         st.waiting.wake_all();
+        if stream.link().is_some_and(|l| l.reset) {
+            return Err(ErrorCode::ConnectionAborted);
+        }
         let peer = stream.peer;
-        Some((stream, peer))
+        Ok(Some((stream, peer)))
     }
 
     /// Waits until a connection is queued.

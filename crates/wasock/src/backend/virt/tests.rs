@@ -468,3 +468,27 @@ fn loss_and_duplication_follow_the_seed() {
     );
     assert!(first.windows(2).any(|w| w[0] == w[1]), "some arrive twice");
 }
+
+/// A reset on the path answers a connect under way (`finish-connect`: `connection-reset`), and
+/// a connection reset while it waited in the listener's queue is `connection-aborted` there.
+#[tokio::test(start_paused = true)]
+async fn a_reset_answers_a_connect_and_aborts_a_queued_one() {
+    let (net, server, client) = two_hosts();
+    let mut l = listener(&server, v4([0, 0, 0, 0], 80));
+    let slow = super::LinkFaults {
+        latency: std::time::Duration::from_millis(100),
+        ..Default::default()
+    };
+    net.set_link("client", "server", slow).unwrap();
+    let (mut c, pair) = connect(&client, v4([10, 0, 0, 1], 80));
+    assert_eq!(code(pair), ErrorCode::WouldBlock, "the SYN is on its way");
+    net.reset_connections("client", "server").unwrap();
+    assert_eq!(code(c.finish_connect()), ErrorCode::ConnectionReset);
+    net.set_link("client", "server", Default::default())
+        .unwrap();
+    let (_queued, pair) = connect(&client, v4([10, 0, 0, 1], 80));
+    assert!(pair.is_ok());
+    net.reset_connections("client", "server").unwrap();
+    assert_eq!(code(l.accept()), ErrorCode::ConnectionAborted);
+    assert_eq!(code(l.accept()), ErrorCode::WouldBlock, "reported once");
+}
