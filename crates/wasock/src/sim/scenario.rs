@@ -18,8 +18,9 @@
 //!
 //! [[link]]                              # without `between`: every path
 //! between = ["client", "server"]
-//! latency = "20ms"
-//! loss = 0.1
+//! latency = "20ms"                     # one way, for TCP data, datagrams and the handshake
+//! bandwidth = 1_000_000                 # bytes per second each way, shared by the path
+//! loss = 0.1                            # also jitter, duplicate: for datagrams
 //!
 //! [[event]]
 //! at = "1s"
@@ -479,7 +480,8 @@ impl Parser<'_> {
                 "jitter" => l.faults.jitter = self.duration(at, k, v)?,
                 "loss" => l.faults.loss = self.chance(at, k, v)?,
                 "duplicate" => l.faults.duplicate = self.chance(at, k, v)?,
-                _ => return Err(self.error(at, k, "unknown key in [[link]] (expected between, latency, jitter, loss or duplicate)")),
+                "bandwidth" => l.faults.bandwidth = Some(self.number(at, k, v)?.max(1)),
+                _ => return Err(self.error(at, k, "unknown key in [[link]] (expected between, latency, jitter, loss, duplicate or bandwidth)")),
             }
         }
         Ok(l)

@@ -7,6 +7,7 @@ use super::Wakers;
 use super::tcp::Link;
 use std::sync::{Mutex, MutexGuard, Weak};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// How a path between two hosts behaves; the default is a perfect link.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -19,6 +20,9 @@ pub struct LinkFaults {
     pub loss: f64,
     /// The chance, 0 to 1, that a datagram arrives twice (values outside saturate).
     pub duplicate: f64,
+    /// Bytes per second each way, shared by everything on the path: TCP data and datagrams
+    /// queue behind each other (`None`: no limit; 0 counts as 1).
+    pub bandwidth: Option<u64>,
 }
 
 impl LinkFaults {
@@ -28,6 +32,7 @@ impl LinkFaults {
         LinkFaults {
             loss: chance(self.loss),
             duplicate: chance(self.duplicate),
+            bandwidth: self.bandwidth.map(|b| b.max(1)),
             ..self
         }
     }
@@ -41,6 +46,10 @@ pub(crate) struct Path {
 
 #[derive(Default)]
 struct PathState {
+    faults: LinkFaults,
+    /// When each direction's link is free again (bandwidth), from the lower host to the higher
+    /// first.
+    free_at: [Option<Instant>; 2],
     partitioned: bool,
     /// How many times the path's connections were reset (a connect under way sees a change).
     resets: u64,
@@ -51,8 +60,42 @@ struct PathState {
 }
 
 impl Path {
+    /// A path that behaves as `faults` says.
+    pub(super) fn new(faults: LinkFaults) -> Self {
+        let path = Path::default();
+        path.state().faults = faults;
+        path
+    }
+
     fn state(&self) -> MutexGuard<'_, PathState> {
         crate::sync::lock(&self.state)
+    }
+
+    pub(super) fn set_faults(&self, faults: LinkFaults) {
+        self.state().faults = faults;
+    }
+
+    /// Whether data on the path takes time to cross (latency or a bandwidth limit).
+    pub(crate) fn delays(&self) -> bool {
+        let st = self.state();
+        !st.faults.latency.is_zero() || st.faults.bandwidth.is_some()
+    }
+
+    /// When `bytes` sent now in direction `dir` arrive: after the ones already queued on the
+    /// link have gone (bandwidth), their own time on the wire, and the latency.
+    pub(crate) fn arrival(&self, dir: usize, bytes: usize, now: Instant) -> Instant {
+        let mut st = self.state();
+        let latency = st.faults.latency;
+        let Some(rate) = st.faults.bandwidth else {
+            return now + latency;
+        };
+        let departs = st.free_at[dir & 1].map_or(now, |free| free.max(now));
+        let wire = Duration::from_nanos(
+            u64::try_from(bytes as u128 * 1_000_000_000 / u128::from(rate)).unwrap_or(u64::MAX),
+        );
+        let sent = departs + wire;
+        st.free_at[dir & 1] = Some(sent);
+        sent + latency
     }
 
     /// Whether nothing crosses the path now.

@@ -163,13 +163,24 @@ impl VirtualNetwork {
     ) -> Result<(), VirtualNetworkError> {
         let mut w = self.world();
         let key = World::path_key(Self::host_id(&w, a)?, Self::host_id(&w, b)?);
-        w.link_faults.insert(key, faults.saturated());
+        let faults = faults.saturated();
+        w.link_faults.insert(key, faults);
+        if let Some(path) = w.paths.get(&key) {
+            path.set_faults(faults);
+        }
         Ok(())
     }
 
     /// How every path without a [`set_link`](Self::set_link) of its own behaves from now on.
     pub fn set_default_link(&self, faults: LinkFaults) {
-        self.world().default_faults = faults.saturated();
+        let mut w = self.world();
+        let faults = faults.saturated();
+        w.default_faults = faults;
+        for (key, path) in &w.paths {
+            if !w.link_faults.contains_key(key) {
+                path.set_faults(faults);
+            }
+        }
     }
 
     /// Cuts the path between `a` and `b` (`true`) or heals it (`false`). While cut, datagrams
@@ -394,7 +405,18 @@ impl World {
 
     /// The path between two hosts (`None` within a host: nothing faults its own traffic).
     pub(super) fn path(&mut self, a: HostId, b: HostId) -> Option<Arc<Path>> {
-        (a != b).then(|| self.paths.entry(Self::path_key(a, b)).or_default().clone())
+        if a == b {
+            return None;
+        }
+        let faults = self.faults(a, b);
+        let path =
+            (self.paths.entry(Self::path_key(a, b))).or_insert_with(|| Arc::new(Path::new(faults)));
+        Some(path.clone())
+    }
+
+    /// The direction of traffic from `from` to `to` on their path (see [`Path::arrival`]).
+    pub(super) fn direction(from: HostId, to: HostId) -> usize {
+        usize::from(from > to)
     }
 
     /// How the path between two hosts behaves now.

@@ -41,7 +41,10 @@ struct Pipe {
     buf: VecDeque<u8>,
     /// Written while the path was cut: it crosses once the path heals (TCP retransmits).
     held: VecDeque<u8>,
-    /// Most bytes `buf` and `held` hold together.
+    /// On the wire: each segment and when it arrives (in order: a path is FIFO).
+    in_flight: VecDeque<(Instant, Vec<u8>)>,
+    in_flight_bytes: usize,
+    /// Most bytes `buf`, `held` and `in_flight` hold together.
     cap: usize,
     /// The writer sent its FIN.
     fin: bool,
@@ -53,14 +56,32 @@ struct Pipe {
 
 impl Pipe {
     fn stored(&self) -> usize {
-        self.buf.len() + self.held.len()
+        self.buf.len() + self.held.len() + self.in_flight_bytes
     }
 
-    /// Moves what waited for the path into the readable bytes, unless the path is still cut.
+    /// Whether nothing is on its way: the reader has all there will be until more is written.
+    fn drained(&self) -> bool {
+        self.held.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Moves what arrived by now, and what waited for a path that healed, into the readable
+    /// bytes.
     fn release(&mut self, path: Option<&Path>) {
+        let now = Instant::now();
+        while self.in_flight.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, seg)) = self.in_flight.pop_front() {
+                self.in_flight_bytes -= seg.len();
+                self.buf.extend(seg);
+            }
+        }
         if !self.held.is_empty() && !path.is_some_and(Path::is_cut) {
             self.buf.append(&mut self.held);
         }
+    }
+
+    /// When the next segment on the wire arrives.
+    fn next_arrival(&self) -> Option<Instant> {
+        self.in_flight.front().map(|(at, _)| *at)
     }
 }
 
@@ -81,6 +102,8 @@ pub(super) fn reset(link: &Link) {
     for pipe in &mut link.pipes {
         pipe.buf.clear();
         pipe.held.clear();
+        pipe.in_flight.clear();
+        pipe.in_flight_bytes = 0;
         pipe.readers.wake_all();
         pipe.writers.wake_all();
     }
@@ -121,6 +144,8 @@ pub(crate) struct VStream {
     connect: Mutex<Connect>,
     /// The path to the other host (`None` on the host's own addresses).
     path: Option<Arc<Path>>,
+    /// This end's direction of sending on the path.
+    dir: usize,
     /// The host, for the connect's lookup of the listener.
     host: Option<VirtualHost>,
     /// The connecting end's port (an accepted end shares its listener's).
@@ -151,6 +176,7 @@ impl VStream {
             };
             (target, w.path(host.id, target), w.faults(host.id, target))
         };
+        let dir = World::direction(host.id, target);
         let lease = match bound {
             Some(lease) => lease,
             None => {
@@ -168,6 +194,7 @@ impl VStream {
             gives_up: now + SYN_GIVE_UP,
             resets: path.as_deref().map_or(0, Path::resets),
         };
+        let path_for_stream = path;
         let stream = VStream {
             link: OnceLock::new(),
             side: 0,
@@ -176,7 +203,8 @@ impl VStream {
             opts,
             flags: AtomicU8::new(0),
             connect: Mutex::new(connect),
-            path,
+            path: path_for_stream,
+            dir,
             host: Some(host.clone()),
             _lease: Some(lease),
         };
@@ -315,7 +343,7 @@ impl VStream {
         pipe.release(self.path.as_deref());
         let room = buf.capacity() - buf.len();
         if pipe.buf.is_empty() {
-            if pipe.fin && pipe.held.is_empty() {
+            if pipe.fin && pipe.drained() {
                 if room > 0 {
                     self.set_flag(READ_DONE);
                 }
@@ -355,9 +383,14 @@ impl VStream {
         if n == 0 && !bytes.is_empty() {
             return Err(ErrorCode::WouldBlock);
         }
-        match self.path.as_deref().is_some_and(Path::is_cut) {
-            true => pipe.held.extend(&bytes[..n]),
-            false => {
+        match self.path.as_deref() {
+            Some(path) if path.is_cut() => pipe.held.extend(&bytes[..n]),
+            Some(path) if path.delays() => {
+                let arrives = path.arrival(self.dir, n, Instant::now());
+                pipe.in_flight.push_back((arrives, bytes[..n].to_vec()));
+                pipe.in_flight_bytes += n;
+            }
+            _ => {
                 pipe.release(None);
                 pipe.buf.extend(&bytes[..n]);
             }
@@ -366,28 +399,38 @@ impl VStream {
         Ok(n)
     }
 
-    /// Waits until a read would return data, the end of stream or an error.
+    /// Waits until a read would return data, the end of stream or an error: for new bytes, for
+    /// bytes on the wire to arrive, or for a cut path to heal.
     pub(crate) async fn readable(&self) {
-        poll_fn(|cx| {
-            if self.flag(READ_SHUT) {
-                return Poll::Ready(());
+        for _ in 0..u32::MAX {
+            let arrival = poll_fn(|cx| {
+                if self.flag(READ_SHUT) {
+                    return Poll::Ready(None);
+                }
+                let Some(mut link) = self.link() else {
+                    return Poll::Ready(None);
+                };
+                let reset = link.reset;
+                let pipe = &mut link.pipes[1 - self.side];
+                pipe.release(self.path.as_deref());
+                if reset || !pipe.buf.is_empty() || (pipe.fin && pipe.drained()) {
+                    return Poll::Ready(None);
+                }
+                if let Some(at) = pipe.next_arrival() {
+                    return Poll::Ready(Some(at));
+                }
+                pipe.readers.register(cx.waker());
+                if let Some(path) = self.path.as_deref().filter(|_| !pipe.held.is_empty()) {
+                    path.wait_healed(cx.waker());
+                }
+                Poll::Pending
+            })
+            .await;
+            match arrival {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => return,
             }
-            let Some(mut link) = self.link() else {
-                return Poll::Ready(());
-            };
-            let reset = link.reset;
-            let pipe = &mut link.pipes[1 - self.side];
-            pipe.release(self.path.as_deref());
-            if reset || !pipe.buf.is_empty() || (pipe.fin && pipe.held.is_empty()) {
-                return Poll::Ready(());
-            }
-            pipe.readers.register(cx.waker());
-            if let Some(path) = self.path.as_deref().filter(|_| !pipe.held.is_empty()) {
-                path.wait_healed(cx.waker());
-            }
-            Poll::Pending
-        })
-        .await
+        }
     }
 
     /// Waits until a write would take bytes or fail.
@@ -513,6 +556,7 @@ impl ListenShared {
             flags: AtomicU8::new(0),
             connect: Mutex::new(Connect::Done(Ok(()))),
             path: client.path.clone(),
+            dir: 1 - client.dir,
             host: None,
             _lease: None,
         };

@@ -492,3 +492,40 @@ async fn a_reset_answers_a_connect_and_aborts_a_queued_one() {
     assert_eq!(code(l.accept()), ErrorCode::ConnectionAborted);
     assert_eq!(code(l.accept()), ErrorCode::WouldBlock, "reported once");
 }
+
+/// TCP data crosses a slow path in latency plus its time on the wire, in order; the first
+/// bytes of a transfer arrive before the last.
+#[tokio::test(start_paused = true)]
+async fn tcp_data_takes_latency_and_bandwidth() {
+    use std::time::Duration;
+    let (net, server, client) = two_hosts();
+    let mut l = listener(&server, v4([0, 0, 0, 0], 80));
+    let (_c, pair) = connect(&client, v4([10, 0, 0, 1], 80));
+    let (_cin, mut cout) = pair.unwrap();
+    let (_a, (mut ain, _aout)) = l.accept().unwrap();
+    net.set_link(
+        "client",
+        "server",
+        super::LinkFaults {
+            latency: Duration::from_millis(50),
+            bandwidth: Some(10_000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let started = tokio::time::Instant::now();
+    write_all(&mut cout, &[1u8; 1000]);
+    write_all(&mut cout, &[2u8; 1000]);
+    assert!(ain.read(10_000).unwrap().is_empty(), "on the wire");
+    // 1000 bytes at 10 kB/s take 100 ms, then 50 ms of latency.
+    wasmtime_wasi_io::poll::Pollable::ready(&mut ain).await;
+    assert_eq!(started.elapsed(), Duration::from_millis(150));
+    assert_eq!(ain.read(10_000).unwrap().to_vec(), vec![1u8; 1000]);
+    wasmtime_wasi_io::poll::Pollable::ready(&mut ain).await;
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(250),
+        "queued behind"
+    );
+    assert_eq!(ain.read(10_000).unwrap().to_vec(), vec![2u8; 1000]);
+}

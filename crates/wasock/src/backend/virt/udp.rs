@@ -168,9 +168,9 @@ impl VDatagram {
                 continue;
             }
             let copies = if w.chance(faults.duplicate) { 2 } else { 1 };
-            let delays: Vec<Duration> = (0..copies)
-                .map(|_| faults.latency + w.jitter(faults.jitter))
-                .collect();
+            let jitters: Vec<Duration> = (0..copies).map(|_| w.jitter(faults.jitter)).collect();
+            let path = w.path(self.host.id, target);
+            let dir = super::World::direction(self.host.id, target);
             let inbox = w.udp_inbox(target, to);
             drop(w);
             let Some(inbox) = inbox else {
@@ -179,8 +179,13 @@ impl VDatagram {
                 }
                 continue;
             };
-            for delay in delays {
-                deliver_after(delay, &inbox, from, data);
+            let now = tokio::time::Instant::now();
+            for jitter in jitters {
+                // Latency and the link's queue (bandwidth), then this datagram's own jitter.
+                let arrives = path
+                    .as_deref()
+                    .map_or(now, |p| p.arrival(dir, data.len(), now));
+                deliver_after(arrives - now + jitter, &inbox, from, data);
             }
         }
         (datagrams.len(), None)
