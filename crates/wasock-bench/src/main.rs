@@ -386,7 +386,8 @@ fn document(
     ));
     md.push_str(&format!(
         "- Guest: `guests/bench` (`bench-guest`, release, opt-level 3), {} KiB as a component; \
-         Wasmtime 48 with `wasock::engine_config()` (epoch time slices of 10 ms for both hosts), \
+         Wasmtime 48 with `wasock::engine_config()` and epoch interruption (`wasock::time_slices` of \
+         10 ms for both hosts), \
          {}\n",
         wasm_size / 1024,
         runner::flavor().describe()

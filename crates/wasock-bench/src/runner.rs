@@ -213,7 +213,10 @@ impl Runner {
         let wasi_rt = (wasi_multi != multi)
             .then(|| runtime(wasi_multi))
             .transpose()?;
-        let engine = Engine::new(&wasock::engine_config()).map_err(wasm_err)?;
+        // Epoch interruption for the time slices both hosts' guests run with.
+        let mut config = wasock::engine_config();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(wasm_err)?;
         let component = Component::from_file(&engine, wasm)
             .map_err(wasm_err)
             .with_context(|| format!("compiling {}", wasm.display()))?;
@@ -354,14 +357,18 @@ impl Runner {
         let component = component.clone();
         let run: GuestRun = match mode {
             Mode::Wasock => {
-                let mut sockets = WasockCtx::builder().allow_all_network().allow_lookup();
+                let mut sockets = WasockCtx::builder();
+                sockets.allow_all_network(true).allow_ip_name_lookup(true);
                 if let Some(limits) = &setup.wasock_limits {
-                    sockets = sockets.limits(limits.clone());
+                    sockets.limits(limits.clone());
                 }
                 let state = StoreState::new(builder.build(), sockets.build());
                 let linker = self.wasock_linker.clone();
                 Box::pin(async move {
-                    Ok(wasock::run_command(&engine, &linker, &component, state).await?)
+                    // Time slices, as the CLI runs every guest.
+                    let mut store = Store::new(&engine, state);
+                    wasock::time_slices(&mut store);
+                    Ok(wasock::run_command(&mut store, &linker, &component).await?)
                 })
             }
             Mode::WasmtimeWasi => {
@@ -519,7 +526,8 @@ impl Running {
     }
 }
 
-/// What `wasock::run_command` does, with `wasmtime-wasi`'s own store type.
+/// What the wasock run does (time slices, then `wasock::run_command`), with `wasmtime-wasi`'s
+/// own store type and without `run_command`'s unconstrained tokio budget.
 async fn run_on_wasmtime_wasi(
     engine: &Engine,
     linker: &Linker<WasiState>,
@@ -529,7 +537,7 @@ async fn run_on_wasmtime_wasi(
     let pre = linker.instantiate_pre(component).map_err(wasm_err)?;
     let pre = CommandPre::new(pre).map_err(wasm_err)?;
     let mut store = Store::new(engine, state);
-    // The same engine and the same time slices as wasock's `run_command`.
+    // The same engine and the same time slices as the wasock run.
     wasock::time_slices(&mut store);
     let command = pre.instantiate_async(&mut store).await.map_err(wasm_err)?;
     match command.wasi_cli_run().call_run(&mut store).await {

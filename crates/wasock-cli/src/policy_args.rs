@@ -82,14 +82,10 @@ impl PolicyArgs {
     pub(crate) fn builder(&self) -> Result<WasockCtxBuilder, String> {
         let mut b = wasock::WasockCtx::builder();
         if let Some(rules) = self.rules()? {
-            b = b.policy(rules);
+            b.policy(rules);
         }
-        if self.allow_all_network {
-            b = b.allow_all_network();
-        }
-        if self.allow_lookup {
-            b = b.allow_lookup();
-        }
+        b.allow_all_network(self.allow_all_network)
+            .allow_ip_name_lookup(self.allow_lookup);
         Ok(b)
     }
 }

@@ -46,59 +46,57 @@ pub struct WasockCtxBuilder {
 }
 
 impl WasockCtxBuilder {
-    /// Allows every socket operation (the opposite of the default).
-    pub fn allow_all_network(mut self) -> Self {
-        self.switches.network = true;
+    /// Whether every socket operation no deny rule refuses is allowed (default: no). Like
+    /// `WasiCtxBuilder::inherit_network`, as a switch.
+    pub fn allow_all_network(&mut self, allow: bool) -> &mut Self {
+        self.switches.network = allow;
         self
     }
 
-    /// Allows every name lookup (separate from sockets, as in `wasmtime run`).
-    pub fn allow_lookup(mut self) -> Self {
-        self.switches.lookup = true;
+    /// Whether every name lookup no deny rule refuses is allowed (default: no); separate from
+    /// sockets, as `WasiCtxBuilder::allow_ip_name_lookup` is. IP literals always resolve.
+    pub fn allow_ip_name_lookup(&mut self, allow: bool) -> &mut Self {
+        self.switches.lookup = allow;
         self
     }
 
-    /// Decides every operation with `policy`; the allow switches, if also set, allow only what
-    /// no deny rule of the policy refuses.
-    pub fn policy(mut self, policy: impl Policy) -> Self {
+    /// Decides every operation with `policy` (replacing an earlier one); the allow switches, if
+    /// also set, allow only what no deny rule of the policy refuses.
+    pub fn policy(&mut self, policy: impl Policy) -> &mut Self {
         self.policy = Some(Arc::new(policy));
         self
     }
 
     /// Enforce the policy (default) or only record what it would deny.
-    pub fn policy_mode(mut self, mode: PolicyMode) -> Self {
+    pub fn policy_mode(&mut self, mode: PolicyMode) -> &mut Self {
         self.mode = mode;
         self
     }
 
-    /// Sends a record of every decision to `sink` (see [`crate::audit`]).
-    pub fn audit(mut self, sink: impl AuditSink) -> Self {
+    /// Sends a record of every decision to `sink` (see [`crate::audit`]): a closure, a
+    /// [`JsonLines`](crate::audit::JsonLines) writer, or an `Arc` of either shared with other
+    /// instances.
+    pub fn audit(&mut self, sink: impl AuditSink) -> &mut Self {
         self.audit = Some(Arc::new(sink));
         self
     }
 
-    /// Sends a record of every decision to a sink shared with other instances.
-    pub fn audit_shared(mut self, sink: Arc<dyn AuditSink>) -> Self {
-        self.audit = Some(sink);
-        self
-    }
-
     /// The instance's name in audit records (default `"guest"`).
-    pub fn instance_name(mut self, name: impl Into<Arc<str>>) -> Self {
+    pub fn instance_name(&mut self, name: impl Into<Arc<str>>) -> &mut Self {
         self.instance = Some(name.into());
         self
     }
 
     /// Sets the per-instance limits; every value is accepted, the extremes saturate (see
     /// [`Limits`]).
-    pub fn limits(mut self, limits: Limits) -> Self {
+    pub fn limits(&mut self, limits: Limits) -> &mut Self {
         self.limits = limits;
         self
     }
 
     /// Whether connected TCP sockets get `TCP_NODELAY` (default: on, so small writes never
     /// wait for a delayed ACK).
-    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+    pub fn tcp_nodelay(&mut self, on: bool) -> &mut Self {
         self.tuning.tcp_nodelay = on;
         self
     }
@@ -106,14 +104,16 @@ impl WasockCtxBuilder {
     /// Answers the lookups the policy allows with `resolver` instead of the system's
     /// ([`SystemResolver`]); policy, limits, lookup timeout, audit and name-bound grants apply
     /// to its answers as to the system's.
-    pub fn resolver(mut self, resolver: impl Resolver) -> Self {
+    pub fn resolver(&mut self, resolver: impl Resolver) -> &mut Self {
         self.resolver = Some(Arc::new(resolver));
         self
     }
 
-    /// Builds the context.
-    pub fn build(self) -> WasockCtx {
-        let policy: Arc<dyn Policy> = match (self.policy, self.switches) {
+    /// Builds the context, leaving the builder as [`WasockCtx::builder`] made it (everything
+    /// denied), as `WasiCtxBuilder::build` takes its settings.
+    pub fn build(&mut self) -> WasockCtx {
+        let this = std::mem::take(self);
+        let policy: Arc<dyn Policy> = match (this.policy, this.switches) {
             (Some(policy), switches) if switches == Switches::default() => policy,
             (Some(policy), switches) => Arc::new(WithSwitches { policy, switches }),
             (None, switches) if switches == Switches::default() => Arc::new(DenyAll),
@@ -121,12 +121,12 @@ impl WasockCtxBuilder {
         };
         let gate = Gate::new(
             policy,
-            self.mode,
-            self.audit,
-            self.instance.unwrap_or_else(|| "guest".into()),
-            self.limits,
-            self.tuning,
-            self.resolver.unwrap_or_else(|| Arc::new(SystemResolver)),
+            this.mode,
+            this.audit,
+            this.instance.unwrap_or_else(|| "guest".into()),
+            this.limits,
+            this.tuning,
+            this.resolver.unwrap_or_else(|| Arc::new(SystemResolver)),
         );
         WasockCtx {
             gate: Arc::new(gate),

@@ -15,7 +15,7 @@
 //!
 //! ```no_run
 //! use wasmtime::component::{Component, Linker};
-//! use wasmtime::Engine;
+//! use wasmtime::{Engine, Store};
 //! use wasock::{StoreState, WasockCtx};
 //!
 //! // A current-thread runtime: the thread that runs the guest also waits on the reactor, so
@@ -29,8 +29,12 @@
 //!
 //!     let component = Component::from_file(&engine, "app.wasm")?;
 //!     let wasi = wasmtime_wasi::WasiCtx::builder().inherit_stdio().build();
-//!     let sockets = WasockCtx::builder().allow_all_network().allow_lookup().build();
-//!     let code = wasock::run_command(&engine, &linker, &component, StoreState::new(wasi, sockets)).await?;
+//!     let sockets = WasockCtx::builder()
+//!         .allow_all_network(true)
+//!         .allow_ip_name_lookup(true)
+//!         .build();
+//!     let mut store = Store::new(&engine, StoreState::new(wasi, sockets));
+//!     let code = wasock::run_command(&mut store, &linker, &component).await?;
 //!     std::process::exit(code);
 //! }
 //! ```

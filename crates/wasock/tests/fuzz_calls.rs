@@ -691,8 +691,8 @@ impl<'t> Fuzz<'t> {
         Fuzz {
             rng: Rng(SplitMix(seed)),
             ctx: WasockCtx::builder()
-                .allow_all_network()
-                .allow_lookup()
+                .allow_all_network(true)
+                .allow_ip_name_lookup(true)
                 .build(),
             table: ResourceTable::new(),
             live: BTreeMap::new(),

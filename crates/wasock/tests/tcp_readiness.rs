@@ -26,7 +26,7 @@ fn borrow<T: 'static>(r: &Resource<T>) -> Resource<T> {
 /// After a `read` that took exactly the bytes there were, the pollable is not ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn input_pollable_not_ready_after_draining_read() {
-    let mut ctx = WasockCtx::builder().allow_all_network().build();
+    let mut ctx = WasockCtx::builder().allow_all_network(true).build();
     let mut table = ResourceTable::new();
     macro_rules! v {
         () => {
