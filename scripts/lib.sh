@@ -100,3 +100,21 @@ test_guest_packages() {
         printf -- '-p\n%s\n' "$name"
     done
 }
+
+# `public_api DOC_DIR`: the public API rustdoc shows for the crate documented in DOC_DIR
+# (target/doc/CRATE): each item as `KIND CRATE::PATH`, then, indented, its fields, variants,
+# inherent methods and trait implementations (not their methods); auto-trait and blanket
+# implementations are left out.
+public_api() {
+    local dir=$1 crate page
+    crate=$(basename "$dir")
+    grep -o '<li><a href="[^"]*\.html">' "$dir/all.html" |
+        sed 's/.*href="\([^"]*\)\.html">/\1/' | LC_ALL=C sort | while read -r page; do
+        echo "$page" | sed -E "s#^(([a-z_]+/)*)([a-z]+)\.([A-Za-z_0-9]+)\$#\3 $crate::\1\4#; s#/#::#g"
+        tr -d '\n' <"$dir/$page.html" | sed 's/id="synthetic-implementations".*//' |
+            { grep -o 'id="\(structfield\|variant\|method\|tymethod\|associatedtype\|associatedconstant\|impl\)[.-][^"]*"' || true; } |
+            sed -E 's/^id="([a-z]+)[.-](.*)"$/    \1 \2/; s/%3C/</g; s/%3E/>/g; s/%20/ /g' |
+            awk '/^    impl / { trait = index($0, "-for-") > 0 }
+                 !(trait && /^    method /)'
+    done
+}

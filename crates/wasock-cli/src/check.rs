@@ -5,9 +5,8 @@ use crate::policy_args::PolicyArgs;
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
 use std::sync::Arc;
-use wasock::policy::{
-    Action, ActionSpec, Explanation, Policy, RuleSet, Switches, Verdict, WithSwitches, parse_action,
-};
+use wasock::internals::policy::{ActionSpec, Explanation, Switches, WithSwitches, parse_action};
+use wasock::policy::{Action, Policy, RuleSet, Verdict};
 
 /// Exit code of `--explain` when an explained operation is denied.
 const DENIED_EXIT: u8 = 1;

@@ -134,7 +134,8 @@ impl WasockCtxBuilder {
     }
 }
 
-/// Borrowed view of the sockets context and the resource table, for host trait impls.
+/// What a store type's [`WasockView`] lends wasock: its sockets context and the resource table
+/// it shares with `wasmtime-wasi`.
 pub struct WasockCtxView<'a> {
     /// The instance's sockets context.
     pub ctx: &'a mut WasockCtx,
@@ -142,13 +143,15 @@ pub struct WasockCtxView<'a> {
     pub table: &'a mut ResourceTable,
 }
 
-/// Implemented by a store's data type to give wasock its context and table.
+/// Implemented by a store's data type (beside `wasmtime_wasi::WasiView`) to give wasock its
+/// context and table; [`StoreState`](crate::StoreState) is a ready one.
 pub trait WasockView: Send {
     /// The sockets context and the store's resource table.
     fn sockets(&mut self) -> WasockCtxView<'_>;
 }
 
-/// [`HasData`] marker for calling the generated `add_to_linker` functions directly.
+/// [`HasData`] marker for calling the generated `add_to_linker` functions directly (internal:
+/// `wasock::internals`).
 pub struct WasockSockets;
 
 impl HasData for WasockSockets {

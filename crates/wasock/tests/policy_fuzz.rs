@@ -40,10 +40,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use wasock::policy::{
-    Action, ActionSpec, AddrPattern, Cidr, HostPattern, Kind, NamePattern, NamedSet, ParseError,
-    Policy, Problem, Rule, RuleSet, Source, describe_action, normalize_ip, parse_action,
+use wasock::internals::policy::{
+    ActionSpec, AddrPattern, HostPattern, Kind, NamePattern, Rule, describe_action, normalize_ip,
+    parse_action,
 };
+use wasock::policy::{Action, Cidr, NamedSet, ParseError, Policy, Problem, RuleSet, Source};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration and driver

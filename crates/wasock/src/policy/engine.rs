@@ -42,7 +42,7 @@ struct Compiled<P> {
 ///   the resolver.
 ///
 /// IPv4-mapped (`::ffff:a.b.c.d`) and IPv4-compatible (`::a.b.c.d`) addresses are matched as
-/// the IPv4 address they embed, in rules and in actions alike ([`normalize_ip`]).
+/// the IPv4 address they embed, in rules and in actions alike.
 ///
 /// # Decisions
 ///
@@ -86,6 +86,7 @@ pub struct RuleSetBuilder {
 
 impl RuleSetBuilder {
     /// Adds a parsed rule.
+    #[doc(hidden)]
     pub fn push(mut self, rule: Rule) -> Self {
         self.rules.push(rule);
         self
@@ -104,6 +105,7 @@ impl RuleSetBuilder {
     }
 
     /// Adds a whole rule line, `KIND PATTERN`.
+    #[doc(hidden)]
     pub fn line(self, line: &str) -> Result<Self, ParseError> {
         Ok(self.push(line.parse()?))
     }
@@ -235,6 +237,7 @@ impl RuleSet {
     }
 
     /// The rules, as written (normalized), in the order added, duplicates dropped.
+    #[doc(hidden)]
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
@@ -245,6 +248,7 @@ impl RuleSet {
     }
 
     /// Which rule decides `action` and why.
+    #[doc(hidden)]
     pub fn explain(&self, action: &Action<'_>, names: &dyn NameBook) -> Explanation {
         let mut overruled = Vec::new();
         let outcome = self.judge(action, names, Some(&mut overruled));

@@ -1,6 +1,7 @@
 //! The decisions of a `RuleSet`, one semantic rule per test, including the address and name spellings an attacker would try.
 
-use super::super::{Action, NameBook, Policy, Protocol, Reason, RuleSet, Verdict};
+use super::super::explain::Reason;
+use super::super::{Action, NameBook, Policy, Protocol, RuleSet, Verdict};
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 
@@ -678,7 +679,7 @@ fn explanations_name_rule_reason_and_overruled_rules() {
         e.to_string(),
         "connect tcp 192.0.2.1:80: deny\n  why: no rule allows it: default deny"
     );
-    let spec = super::super::parse_action("connect tcp 192.0.2.1:5432").unwrap();
+    let spec = super::super::action::parse_action("connect tcp 192.0.2.1:5432").unwrap();
     let e = s.explain(&spec.action(), &spec);
     assert_eq!(e.verdict, Verdict::Allow);
     assert_eq!(e.rule.as_deref(), Some("allow-outbound tcp://*:5432"));
@@ -687,9 +688,10 @@ fn explanations_name_rule_reason_and_overruled_rules() {
 #[test]
 fn explain_follows_via_names() {
     let s = set(&["allow-outbound tcp://api.example.com:443"]);
-    let spec = super::super::parse_action("connect tcp 192.0.2.1:443 via api.example.com").unwrap();
+    let spec = super::super::action::parse_action("connect tcp 192.0.2.1:443 via api.example.com")
+        .unwrap();
     assert_eq!(s.explain(&spec.action(), &spec).verdict, Verdict::Allow);
-    let spec = super::super::parse_action("connect tcp 192.0.2.1:443").unwrap();
+    let spec = super::super::action::parse_action("connect tcp 192.0.2.1:443").unwrap();
     assert_eq!(s.explain(&spec.action(), &spec).verdict, Verdict::Deny);
 }
 
