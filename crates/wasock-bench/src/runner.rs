@@ -172,20 +172,10 @@ fn runtime(multi: bool) -> Result<Arc<tokio::runtime::Runtime>> {
     .context("starting a tokio runtime")
 }
 
-static FLAVOR: std::sync::OnceLock<Flavor> = std::sync::OnceLock::new();
-
-/// Chooses the runtime of every [`Runner`] made after this (`--runtime`).
-pub(crate) fn set_flavor(flavor: Flavor) {
-    let _ = FLAVOR.set(flavor);
-}
-
-/// The runtime chosen with `--runtime`.
-pub(crate) fn flavor() -> Flavor {
-    FLAVOR.get().copied().unwrap_or(Flavor::CurrentThread)
-}
-
 /// The compiled guest, both linkers, the async runtime and the native binary.
 pub(crate) struct Runner {
+    /// The runtime kind chosen with `--runtime`.
+    flavor: Flavor,
     /// The runtime wasock's runs use.
     rt: Arc<tokio::runtime::Runtime>,
     /// The runtime `wasmtime-wasi`'s runs use, when it is another kind.
@@ -204,9 +194,13 @@ pub(crate) fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
 }
 
 impl Runner {
+    /// The runtime kind the in-process hosts run on.
+    pub(crate) fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
     /// Compiles `wasm` once (outside any timing) and links it both ways.
-    pub(crate) fn new(wasm: &Path, native: &Path) -> Result<Runner> {
-        let flavor = flavor();
+    pub(crate) fn new(wasm: &Path, native: &Path, flavor: Flavor) -> Result<Runner> {
         let multi = flavor.multi_thread(Mode::Wasock);
         let rt = runtime(multi)?;
         let wasi_multi = flavor.multi_thread(Mode::WasmtimeWasi);
@@ -225,6 +219,7 @@ impl Runner {
         let mut wasi_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut wasi_linker).map_err(wasm_err)?;
         Ok(Runner {
+            flavor,
             rt,
             wasi_rt,
             engine,
