@@ -140,7 +140,7 @@ mod tests {
     fn explain(rules: &[(&str, &str)], switches: Switches, op: &str) -> (Verdict, String) {
         let mut b = RuleSet::builder();
         for (kind, pattern) in rules {
-            b = b.rule(kind, pattern).unwrap();
+            b.rule(kind, pattern).unwrap();
         }
         explain_one(&Arc::new(b.build()), switches, &parse_action(op).unwrap())
     }

@@ -66,13 +66,12 @@ impl PolicyArgs {
                 true => format!("cannot read the policy file {path:?}: {e}"),
                 false => format!("--policy {path:?}: cannot read: {e}"),
             })?;
-            b = b
-                .toml(&text, &path.display().to_string())
+            b.toml(&text, &path.display().to_string())
                 .map_err(|e| rule_error(&e))?;
         }
         for (kind, patterns) in flags {
             for pattern in patterns {
-                b = b.rule(kind, pattern).map_err(|e| rule_error(&e))?;
+                b.rule(kind, pattern).map_err(|e| rule_error(&e))?;
             }
         }
         Ok(Some(b.build()))

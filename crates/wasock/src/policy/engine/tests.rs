@@ -32,12 +32,11 @@ impl NameBook for Book {
 }
 
 fn set(lines: &[&str]) -> RuleSet {
-    lines
-        .iter()
-        .fold(RuleSet::builder(), |b, l| {
-            b.line(l).unwrap_or_else(|e| panic!("{e}"))
-        })
-        .build()
+    let mut b = RuleSet::builder();
+    for l in lines {
+        b.line(l).unwrap_or_else(|e| panic!("{e}"));
+    }
+    b.build()
 }
 
 fn sa(s: &str) -> SocketAddr {
@@ -717,11 +716,11 @@ fn a_set_prints_grouped_normalized_and_deduplicated() {
          deny-resolve *.evil.example\n"
     );
     assert_eq!(s.rules().len(), 6);
-    let again = s
-        .to_string()
-        .lines()
-        .fold(RuleSet::builder(), |b, l| b.line(l).unwrap())
-        .build();
+    let mut again = RuleSet::builder();
+    for l in s.to_string().lines() {
+        again.line(l).unwrap();
+    }
+    let again = again.build();
     assert_eq!(again.to_string(), s.to_string());
     let e = RuleSet::builder()
         .rule("allow-outbond", "tcp://x:1")
