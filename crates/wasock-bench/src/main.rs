@@ -78,78 +78,42 @@ struct Workload {
     run: fn(&Ctx<'_>) -> Result<Table>,
 }
 
+impl Workload {
+    /// A workload of the bench guest (and peers, or other guests it builds itself).
+    const fn new(name: &'static str, run: fn(&Ctx<'_>) -> Result<Table>) -> Workload {
+        Workload {
+            name,
+            raw: false,
+            run,
+        }
+    }
+
+    /// A workload of the raw-binding guest, which is then built and compiled for the run.
+    const fn raw(name: &'static str, run: fn(&Ctx<'_>) -> Result<Table>) -> Workload {
+        Workload {
+            name,
+            raw: true,
+            run,
+        }
+    }
+}
+
 /// Every workload, in the order a full run takes them: the one list of their names.
 const WORKLOADS: &[Workload] = &[
-    Workload {
-        name: "tcp-send",
-        raw: false,
-        run: workloads::tcp_bulk::send,
-    },
-    Workload {
-        name: "tcp-recv",
-        raw: false,
-        run: workloads::tcp_bulk::recv,
-    },
-    Workload {
-        name: "tcp-rr",
-        raw: false,
-        run: workloads::tcp_rr::run,
-    },
-    Workload {
-        name: "tcp-churn",
-        raw: false,
-        run: workloads::tcp_churn::run,
-    },
-    Workload {
-        name: "udp-send",
-        raw: false,
-        run: workloads::udp::run,
-    },
-    Workload {
-        name: "tcp-pair",
-        raw: false,
-        run: workloads::tcp_pair::run,
-    },
-    Workload {
-        name: "udp-raw",
-        raw: true,
-        run: workloads::udp_raw::run,
-    },
-    Workload {
-        name: "lookup",
-        raw: false,
-        run: workloads::lookup::run,
-    },
-    Workload {
-        name: "lookup-raw",
-        raw: true,
-        run: workloads::lookup_raw::run,
-    },
-    Workload {
-        name: "scale",
-        raw: false,
-        run: workloads::scale::run,
-    },
-    Workload {
-        name: "startup",
-        raw: false,
-        run: workloads::startup::run,
-    },
-    Workload {
-        name: "http",
-        raw: false,
-        run: |ctx| http::run(ctx, http::Server::Wstd),
-    },
-    Workload {
-        name: "http-batch",
-        raw: false,
-        run: |ctx| http::run(ctx, http::Server::Batch),
-    },
-    Workload {
-        name: "load",
-        raw: false,
-        run: |ctx| http::run(ctx, http::Server::Raw),
-    },
+    Workload::new("tcp-send", workloads::tcp_bulk::send),
+    Workload::new("tcp-recv", workloads::tcp_bulk::recv),
+    Workload::new("tcp-rr", workloads::tcp_rr::run),
+    Workload::new("tcp-churn", workloads::tcp_churn::run),
+    Workload::new("udp-send", workloads::udp::run),
+    Workload::new("tcp-pair", workloads::tcp_pair::run),
+    Workload::raw("udp-raw", workloads::udp_raw::run),
+    Workload::new("lookup", workloads::lookup::run),
+    Workload::raw("lookup-raw", workloads::lookup_raw::run),
+    Workload::new("scale", workloads::scale::run),
+    Workload::new("startup", workloads::startup::run),
+    Workload::new("http", |ctx| http::run(ctx, http::Server::Wstd)),
+    Workload::new("http-batch", |ctx| http::run(ctx, http::Server::Batch)),
+    Workload::new("load", |ctx| http::run(ctx, http::Server::Raw)),
 ];
 
 #[derive(Parser)]
