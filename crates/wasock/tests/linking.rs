@@ -21,7 +21,8 @@ fn wasmtime_wasi_wit() -> PathBuf {
             "metadata",
             "--format-version",
             "1",
-            "--offline",
+            // The lock's versions; the network only for a package not yet downloaded.
+            "--locked",
             "--manifest-path",
         ])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
