@@ -5,7 +5,7 @@ use crate::ctx::{WasockCtx, WasockCtxView, WasockView};
 use std::sync::Mutex;
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, EngineWeak, Store};
+use wasmtime::{Engine, EngineWeak, Store, Trap};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
@@ -129,11 +129,12 @@ impl WasockView for StoreState {
 /// Why a command did not run to an exit code.
 #[derive(Debug)]
 pub enum RunError {
-    /// The component could not be instantiated (an import failed at link or start time).
+    /// The component could not be instantiated: an import missing or of another type, or a
+    /// host resource refused.
     Instantiate(wasmtime::Error),
     /// The component does not export `wasi:cli/run`: it is not a command.
     NotACommand(wasmtime::Error),
-    /// The guest trapped; the error says which trap.
+    /// The guest trapped, while being instantiated or in `run`; the error says which trap.
     Trap(wasmtime::Error),
 }
 
@@ -168,10 +169,14 @@ pub async fn run_command<T: Send + 'static>(
     // tokio's per-task budget would make a guest with many ready sockets see some as not ready
     // until it yields: the guest's own yields (time slices, or the embedder's) bound its turn.
     tokio::task::unconstrained(async {
-        let command = pre
-            .instantiate_async(&mut *store)
-            .await
-            .map_err(RunError::Instantiate)?;
+        // A trap while instantiating (a start function, or the embedder's epoch or fuel) is
+        // the guest's, as one in `run` is.
+        let command = pre.instantiate_async(&mut *store).await.map_err(|e| {
+            match e.downcast_ref::<Trap>() {
+                Some(_) => RunError::Trap(e),
+                None => RunError::Instantiate(e),
+            }
+        })?;
         Ok(command.wasi_cli_run().call_run(&mut *store).await)
     })
     .await
