@@ -79,16 +79,24 @@ built_before() {
 # as crates/wasock-guests/build.rs does (same profile, target directory and environment), so
 # that neither build repeats the other's work.
 build_guests() {
-    local target scrub=()
+    local target scrub=() var
     target=$(target_dir)
-    for var in RUSTFLAGS CARGO_ENCODED_RUSTFLAGS RUSTDOCFLAGS CARGO_ENCODED_RUSTDOCFLAGS \
-        CARGO_BUILD_RUSTFLAGS CARGO_BUILD_TARGET CARGO_BUILD_TARGET_DIR CARGO_TARGET_DIR \
-        CARGO_BUILD_BUILD_DIR RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER CARGO_PRIMARY_PACKAGE \
-        CARGO_MANIFEST_PATH $(compgen -e | grep -E '^CARGO_(PROFILE|TARGET)_' || true); do
+    for var in $(scrubbed_env); do
         scrub+=(-u "$var")
     done
     (cd guests && env "${scrub[@]}" cargo build --release --target wasm32-wasip2 \
         --manifest-path Cargo.toml --target-dir "${WASOCK_GUESTS_TARGET_DIR:-$target/wasm-guests}" "$@")
+}
+
+# The variables of this environment that a guest build must not see: the list and prefixes of
+# crates/wasock-support/src/lib.rs (SCRUBBED_ENV, SCRUBBED_ENV_PREFIXES), which the tests'
+# build script and the benchmark harness use.
+scrubbed_env() {
+    local src=crates/wasock-support/src/lib.rs prefixes
+    sed -n '/^pub const SCRUBBED_ENV: /,/^];/s/^ *"\([A-Z_]*\)",$/\1/p' "$src"
+    prefixes=$(sed -n '/^pub const SCRUBBED_ENV_PREFIXES: /p' "$src" | grep -o '"[A-Z_]*"' |
+        tr -d '"' | paste -sd'|')
+    compgen -e | grep -E "^($prefixes)" || true
 }
 
 # The guest packages the tests use: the PACKAGES list of crates/wasock-guests/build.rs, as
@@ -98,5 +106,23 @@ test_guest_packages() {
     for name in $(sed -n 's/^const PACKAGES: &\[&str\] = &\[\(.*\)\];$/\1/p' \
         crates/wasock-guests/build.rs | tr -d '",'); do
         printf -- '-p\n%s\n' "$name"
+    done
+}
+
+# `public_api DOC_DIR`: the public API rustdoc shows for the crate documented in DOC_DIR
+# (target/doc/CRATE): each item as `KIND CRATE::PATH`, then, indented, its fields, variants,
+# inherent methods and trait implementations (not their methods); auto-trait and blanket
+# implementations are left out.
+public_api() {
+    local dir=$1 crate page
+    crate=$(basename "$dir")
+    grep -o '<li><a href="[^"]*\.html">' "$dir/all.html" |
+        sed 's/.*href="\([^"]*\)\.html">/\1/' | LC_ALL=C sort | while read -r page; do
+        echo "$page" | sed -E "s#^(([a-z_]+/)*)([a-z]+)\.([A-Za-z_0-9]+)\$#\3 $crate::\1\4#; s#/#::#g"
+        tr -d '\n' <"$dir/$page.html" | sed 's/id="synthetic-implementations".*//' |
+            { grep -o 'id="\(structfield\|variant\|method\|tymethod\|associatedtype\|associatedconstant\|impl\)[.-][^"]*"' || true; } |
+            sed -E 's/^id="([a-z]+)[.-](.*)"$/    \1 \2/; s/%3C/</g; s/%3E/>/g; s/%20/ /g' |
+            awk '/^    impl / { trait = index($0, "-for-") > 0 }
+                 !(trait && /^    method /)'
     done
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite, stage by stage: formatting, the conformance guests, lints, then the unit,
-# integration and conformance tests. Each stage says what it does and how long it took; a failure
+# integration and conformance tests, then the library's docs and public API. Each stage says what it does and how long it took; a failure
 # names its stage.
 #
 # After scripts/demo.sh this compiles no Wasmtime crate again: the demo's debug build is part of
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 trap 'stages_report $?' EXIT
-stages 8
+stages 9
 
 if built_before; then
     first=""
@@ -50,3 +50,14 @@ cargo test --workspace --test '*'
 
 stage "doc tests" "cargo test --workspace --doc" "seconds"
 cargo test --workspace --doc
+
+stage "docs and public API" \
+    "cargo doc -p wasock with warnings as errors; its public items against crates/wasock/public-api.txt" \
+    "seconds"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p wasock
+if ! public_api "$(target_dir)/doc/wasock" | diff -u crates/wasock/public-api.txt -; then
+    echo "test.sh: wasock's public API is not crates/wasock/public-api.txt (diff above);" \
+        "if the change is deliberate, regenerate the file:" \
+        "bash -c 'source scripts/lib.sh && public_api target/doc/wasock' > crates/wasock/public-api.txt" >&2
+    exit 1
+fi

@@ -42,24 +42,6 @@ const TARGET: &str = "wasm32-wasip2";
 /// harness, not by every test build.
 const PACKAGES: &[&str] = &["raw-guests", "versioned-guests", "std-guests"];
 
-/// Variables of the outer build that must not leak into the guest build: flags meant
-/// for the host target, a forced target/target dir, and wrappers such as clippy-driver.
-const SCRUBBED: &[&str] = &[
-    "RUSTFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "RUSTDOCFLAGS",
-    "CARGO_ENCODED_RUSTDOCFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    "CARGO_BUILD_TARGET",
-    "CARGO_BUILD_TARGET_DIR",
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_BUILD_DIR",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_MANIFEST_PATH",
-];
-
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let repo = manifest_dir
@@ -98,15 +80,8 @@ fn main() {
     for package in PACKAGES {
         cmd.arg("-p").arg(package);
     }
-    for var in SCRUBBED {
-        cmd.env_remove(var);
-    }
-    for (key, _) in env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_PROFILE_") || key.starts_with("CARGO_TARGET_") {
-            cmd.env_remove(&*key);
-        }
-    }
+    // The outer build's flags, target and wrappers are not the guests'.
+    wasock_support::scrub_build_env(&mut cmd);
 
     let output = match cmd.output() {
         Ok(o) => o,

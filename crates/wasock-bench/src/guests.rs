@@ -16,21 +16,6 @@ const RAW_OPT: &[&str] = &[
     "profile.release.package.raw-guests.opt-level=3",
 ];
 
-/// Variables of the harness's own build that must not reach the guest builds.
-const SCRUBBED: &[&str] = &[
-    "RUSTFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    "CARGO_BUILD_TARGET",
-    "CARGO_BUILD_TARGET_DIR",
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_BUILD_DIR",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_MANIFEST_PATH",
-];
-
 /// The two builds of the bench guest.
 pub(crate) struct Guests {
     pub(crate) wasm: PathBuf,
@@ -155,15 +140,9 @@ fn cargo_build(
     if let Some(target) = target {
         cmd.args(["--target", target]);
     }
-    for var in SCRUBBED {
-        cmd.env_remove(var);
-    }
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_PROFILE_") || key.starts_with("CARGO_TARGET_") {
-            cmd.env_remove(&*key);
-        }
-    }
+    // The harness's own build settings are not the guests' (the tests' guest build scrubs the
+    // same list).
+    wasock_support::scrub_build_env(&mut cmd);
     let what = target.unwrap_or("the host");
     let status = cmd
         .status()

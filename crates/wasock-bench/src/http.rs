@@ -148,11 +148,14 @@ struct Http<'a> {
 }
 
 /// Builds the guest, then measures every (method, connection count) in turn.
-pub(crate) fn run(ctx: &Ctx<'_>, quick: bool, server: Server) -> Result<Table> {
+pub(crate) fn run(ctx: &Ctx<'_>, server: Server) -> Result<Table> {
+    let quick = ctx.params.quick;
     if !wrk::available() {
         bail!("the HTTP workloads need wrk (Debian: apt-get install -y wrk)");
     }
-    raise_nofile();
+    // This process and its children (the native server, wrk) open 1 000 connections and more;
+    // a limit that stays low shows as connection errors in the table.
+    let _ = wasock_support::raise_open_file_limit(u64::MAX);
     let repo = crate::repo_root()?;
     eprintln!("wasock-bench: building the HTTP guest (wasm32-wasip2 and host)…");
     let guests = crate::guests::build_http(&repo)?;
@@ -169,7 +172,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, quick: bool, server: Server) -> Result<Table> {
     eprintln!("wasock-bench: compiling {}…", wasm.display());
     let http = Http {
         server,
-        runner: Runner::new(&wasm, &guests.native)?,
+        runner: Runner::new(&wasm, &guests.native, ctx.runner.flavor())?,
         native: &guests.native,
         script: &script,
         duration: Duration::from_secs(if quick { 3 } else { 6 }),
@@ -651,19 +654,6 @@ fn quit(addr: SocketAddr) -> Result<()> {
         }
     }
     Err(last.unwrap_or_else(|| anyhow!("no GET /quit attempt")))
-}
-
-/// Lets this process and its children (the native server, wrk) open 1 000 connections and more:
-/// the soft descriptor limit up to the hard one.
-fn raise_nofile() {
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 /// Resets the peak RSS (`VmHWM`) of process `pid` (this one for `None`) to its current RSS

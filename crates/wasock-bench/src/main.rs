@@ -63,32 +63,58 @@ mod wrk;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use clap::builder::PossibleValuesParser;
 use report::Table;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant, SystemTime};
 use workloads::{Ctx, Params};
 
-/// Every workload, in the order a full run takes them.
-const WORKLOADS: &[&str] = &[
-    "tcp-send",
-    "tcp-recv",
-    "tcp-rr",
-    "tcp-churn",
-    "udp-send",
-    "tcp-pair",
-    "udp-raw",
-    "lookup",
-    "lookup-raw",
-    "scale",
-    "startup",
-    "http",
-    "http-batch",
-    "load",
-];
+/// One workload: its name (the command-line word), whether it runs the raw-binding guest
+/// (`guests/bench-raw`), and what measures it.
+struct Workload {
+    name: &'static str,
+    raw: bool,
+    run: fn(&Ctx<'_>) -> Result<Table>,
+}
 
-/// Workloads of the performance issue that this harness does not run yet.
-const TODO: &[&str] = &[];
+impl Workload {
+    /// A workload of the bench guest (and peers, or other guests it builds itself).
+    const fn new(name: &'static str, run: fn(&Ctx<'_>) -> Result<Table>) -> Workload {
+        Workload {
+            name,
+            raw: false,
+            run,
+        }
+    }
+
+    /// A workload of the raw-binding guest, which is then built and compiled for the run.
+    const fn raw(name: &'static str, run: fn(&Ctx<'_>) -> Result<Table>) -> Workload {
+        Workload {
+            name,
+            raw: true,
+            run,
+        }
+    }
+}
+
+/// Every workload, in the order a full run takes them: the one list of their names.
+const WORKLOADS: &[Workload] = &[
+    Workload::new("tcp-send", workloads::tcp_bulk::send),
+    Workload::new("tcp-recv", workloads::tcp_bulk::recv),
+    Workload::new("tcp-rr", workloads::tcp_rr::run),
+    Workload::new("tcp-churn", workloads::tcp_churn::run),
+    Workload::new("udp-send", workloads::udp::run),
+    Workload::new("tcp-pair", workloads::tcp_pair::run),
+    Workload::raw("udp-raw", workloads::udp_raw::run),
+    Workload::new("lookup", workloads::lookup::run),
+    Workload::raw("lookup-raw", workloads::lookup_raw::run),
+    Workload::new("scale", workloads::scale::run),
+    Workload::new("startup", workloads::startup::run),
+    Workload::new("http", |ctx| http::run(ctx, http::Server::Wstd)),
+    Workload::new("http-batch", |ctx| http::run(ctx, http::Server::Batch)),
+    Workload::new("load", |ctx| http::run(ctx, http::Server::Raw)),
+];
 
 #[derive(Parser)]
 #[command(
@@ -119,8 +145,8 @@ struct Args {
     /// or `cli`, each host on its own CLI's (wasock current-thread, `wasmtime-wasi` multi).
     #[arg(long, value_enum, default_value_t = runner::Flavor::CurrentThread)]
     runtime: runner::Flavor,
-    /// Workloads to run (default: all): tcp-send, tcp-recv, tcp-rr, tcp-churn, udp-send,
-    /// tcp-pair, udp-raw, lookup, lookup-raw, scale, startup, http, http-batch, load.
+    /// Workloads to run (default: all, in this order)
+    #[arg(value_parser = PossibleValuesParser::new(WORKLOADS.iter().map(|w| w.name)))]
     workloads: Vec<String>,
 }
 
@@ -152,17 +178,14 @@ fn run(args: Args) -> Result<()> {
     if args.reps == 0 {
         bail!("--reps must be at least 1");
     }
-    let selected: Vec<&str> = if args.workloads.is_empty() {
-        WORKLOADS.to_vec()
-    } else {
-        let mut v = Vec::new();
-        for w in &args.workloads {
-            match WORKLOADS.iter().find(|k| **k == w.as_str()) {
-                Some(k) => v.push(*k),
-                None => bail!("unknown workload `{w}`; known: {}", WORKLOADS.join(", ")),
-            }
-        }
-        v
+    // In the order given; clap admits only the names of WORKLOADS.
+    let selected: Vec<&Workload> = match args.workloads.is_empty() {
+        true => WORKLOADS.iter().collect(),
+        false => args
+            .workloads
+            .iter()
+            .filter_map(|a| WORKLOADS.iter().find(|w| w.name == a))
+            .collect(),
     };
     let repo = repo_root()?;
     let cli = args
@@ -171,12 +194,11 @@ fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| repo.join("target/release/wasock"));
     let params = Params::new(args.quick, args.reps, args.bulk_bytes, cli);
 
-    runner::set_flavor(args.runtime);
     eprintln!("wasock-bench: building the bench guest (wasm32-wasip2 and host)…");
     let guests = guests::build(&repo)?;
     eprintln!("wasock-bench: compiling {}…", guests.wasm.display());
-    let runner = runner::Runner::new(&guests.wasm, &guests.native)?;
-    let raw = if selected.iter().any(|w| workloads::NEEDS_RAW.contains(w)) {
+    let runner = runner::Runner::new(&guests.wasm, &guests.native, args.runtime)?;
+    let raw = if selected.iter().any(|w| w.raw) {
         eprintln!("wasock-bench: building and compiling the raw-binding guest (wasm32-wasip2)…");
         Some(runner.compile(&guests::build_raw(&repo)?)?)
     } else {
@@ -193,26 +215,10 @@ fn run(args: Args) -> Result<()> {
     let own0 = cpu::process() + cpu::children();
     let t0 = Instant::now();
     let mut tables = Vec::new();
-    for name in &selected {
+    for workload in &selected {
+        let name = workload.name;
         eprintln!("wasock-bench: {name}");
-        let table = match *name {
-            "tcp-send" => workloads::tcp_bulk::send(&ctx),
-            "tcp-recv" => workloads::tcp_bulk::recv(&ctx),
-            "tcp-rr" => workloads::tcp_rr::run(&ctx),
-            "tcp-churn" => workloads::tcp_churn::run(&ctx),
-            "udp-send" => workloads::udp::run(&ctx),
-            "tcp-pair" => workloads::tcp_pair::run(&ctx),
-            "udp-raw" => workloads::udp_raw::run(&ctx),
-            "lookup-raw" => workloads::lookup_raw::run(&ctx),
-            "scale" => workloads::scale::run(&ctx),
-            "lookup" => workloads::lookup::run(&ctx),
-            "startup" => workloads::startup::run(&ctx),
-            "http" => http::run(&ctx, args.quick, http::Server::Wstd),
-            "http-batch" => http::run(&ctx, args.quick, http::Server::Batch),
-            "load" => http::run(&ctx, args.quick, http::Server::Raw),
-            other => bail!("workload `{other}` has no runner"),
-        }
-        .with_context(|| format!("workload {name}"))?;
+        let table = (workload.run)(&ctx).with_context(|| format!("workload {name}"))?;
         println!("{}", table.markdown());
         tables.push(table);
     }
@@ -386,10 +392,10 @@ fn document(
     ));
     md.push_str(&format!(
         "- Guest: `guests/bench` (`bench-guest`, release, opt-level 3), {} KiB as a component; \
-         Wasmtime 48 with `wasock::engine_config()` (epoch time slices of 10 ms for both hosts), \
-         {}\n",
+         Wasmtime 48 with `wasock::engine_config()` and epoch interruption (time slices of \
+         10 ms, `wasock::time_slices`, for both hosts), {}\n",
         wasm_size / 1024,
-        runner::flavor().describe()
+        args.runtime.describe()
     ));
     md.push_str(&format!(
         "- Repetitions: {} per mode, alternated; harness wall time {:.0} s\n\n",
@@ -406,12 +412,6 @@ fn document(
     for table in tables {
         md.push_str(&table.markdown());
         md.push('\n');
-    }
-    if !TODO.is_empty() {
-        md.push_str("## Not measured yet (TODO)\n\n");
-        for item in TODO {
-            md.push_str(&format!("- {item}\n"));
-        }
     }
     md
 }
@@ -431,7 +431,24 @@ fn shell_quote(arg: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_size, shell_quote};
+    use super::{Args, WORKLOADS, parse_size, shell_quote};
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn workloads_are_named_once_and_chosen_by_name() {
+        Args::command().debug_assert();
+        let mut names: Vec<&str> = WORKLOADS.iter().map(|w| w.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            WORKLOADS.len(),
+            "a workload name is used twice"
+        );
+        let args = Args::try_parse_from(["wasock-bench", "udp-raw", "tcp-rr"]).unwrap();
+        assert_eq!(args.workloads, ["udp-raw", "tcp-rr"]);
+        assert!(Args::try_parse_from(["wasock-bench", "tcp-nope"]).is_err());
+    }
 
     #[test]
     fn quoting() {

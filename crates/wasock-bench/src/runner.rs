@@ -172,20 +172,10 @@ fn runtime(multi: bool) -> Result<Arc<tokio::runtime::Runtime>> {
     .context("starting a tokio runtime")
 }
 
-static FLAVOR: std::sync::OnceLock<Flavor> = std::sync::OnceLock::new();
-
-/// Chooses the runtime of every [`Runner`] made after this (`--runtime`).
-pub(crate) fn set_flavor(flavor: Flavor) {
-    let _ = FLAVOR.set(flavor);
-}
-
-/// The runtime chosen with `--runtime`.
-pub(crate) fn flavor() -> Flavor {
-    FLAVOR.get().copied().unwrap_or(Flavor::CurrentThread)
-}
-
 /// The compiled guest, both linkers, the async runtime and the native binary.
 pub(crate) struct Runner {
+    /// The runtime kind chosen with `--runtime`.
+    flavor: Flavor,
     /// The runtime wasock's runs use.
     rt: Arc<tokio::runtime::Runtime>,
     /// The runtime `wasmtime-wasi`'s runs use, when it is another kind.
@@ -204,16 +194,23 @@ pub(crate) fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
 }
 
 impl Runner {
+    /// The runtime kind the in-process hosts run on.
+    pub(crate) fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
     /// Compiles `wasm` once (outside any timing) and links it both ways.
-    pub(crate) fn new(wasm: &Path, native: &Path) -> Result<Runner> {
-        let flavor = flavor();
+    pub(crate) fn new(wasm: &Path, native: &Path, flavor: Flavor) -> Result<Runner> {
         let multi = flavor.multi_thread(Mode::Wasock);
         let rt = runtime(multi)?;
         let wasi_multi = flavor.multi_thread(Mode::WasmtimeWasi);
         let wasi_rt = (wasi_multi != multi)
             .then(|| runtime(wasi_multi))
             .transpose()?;
-        let engine = Engine::new(&wasock::engine_config()).map_err(wasm_err)?;
+        // Epoch interruption for the time slices both hosts' guests run with.
+        let mut config = wasock::engine_config();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(wasm_err)?;
         let component = Component::from_file(&engine, wasm)
             .map_err(wasm_err)
             .with_context(|| format!("compiling {}", wasm.display()))?;
@@ -222,6 +219,7 @@ impl Runner {
         let mut wasi_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut wasi_linker).map_err(wasm_err)?;
         Ok(Runner {
+            flavor,
             rt,
             wasi_rt,
             engine,
@@ -354,14 +352,18 @@ impl Runner {
         let component = component.clone();
         let run: GuestRun = match mode {
             Mode::Wasock => {
-                let mut sockets = WasockCtx::builder().allow_all_network().allow_lookup();
+                let mut sockets = WasockCtx::builder();
+                sockets.allow_all_network(true).allow_ip_name_lookup(true);
                 if let Some(limits) = &setup.wasock_limits {
-                    sockets = sockets.limits(limits.clone());
+                    sockets.limits(limits.clone());
                 }
                 let state = StoreState::new(builder.build(), sockets.build());
                 let linker = self.wasock_linker.clone();
                 Box::pin(async move {
-                    Ok(wasock::run_command(&engine, &linker, &component, state).await?)
+                    // Time slices, as the CLI runs every guest.
+                    let mut store = Store::new(&engine, state);
+                    wasock::time_slices(&mut store);
+                    Ok(wasock::run_command(&mut store, &linker, &component).await?)
                 })
             }
             Mode::WasmtimeWasi => {
@@ -519,7 +521,8 @@ impl Running {
     }
 }
 
-/// What `wasock::run_command` does, with `wasmtime-wasi`'s own store type.
+/// What the wasock run does (time slices, then `wasock::run_command`), with `wasmtime-wasi`'s
+/// own store type and without `run_command`'s unconstrained tokio budget.
 async fn run_on_wasmtime_wasi(
     engine: &Engine,
     linker: &Linker<WasiState>,
@@ -529,7 +532,7 @@ async fn run_on_wasmtime_wasi(
     let pre = linker.instantiate_pre(component).map_err(wasm_err)?;
     let pre = CommandPre::new(pre).map_err(wasm_err)?;
     let mut store = Store::new(engine, state);
-    // The same engine and the same time slices as wasock's `run_command`.
+    // The same engine and the same time slices as the wasock run.
     wasock::time_slices(&mut store);
     let command = pre.instantiate_async(&mut store).await.map_err(wasm_err)?;
     match command.wasi_cli_run().call_run(&mut store).await {

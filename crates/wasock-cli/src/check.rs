@@ -5,9 +5,8 @@ use crate::policy_args::PolicyArgs;
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
 use std::sync::Arc;
-use wasock::policy::{
-    Action, ActionSpec, Explanation, Policy, RuleSet, Switches, Verdict, WithSwitches, parse_action,
-};
+use wasock::internals::policy::{ActionSpec, Explanation, Switches, WithSwitches, parse_action};
+use wasock::policy::{Action, Policy, RuleSet, Verdict};
 
 /// Exit code of `--explain` when an explained operation is denied.
 const DENIED_EXIT: u8 = 1;
@@ -141,7 +140,7 @@ mod tests {
     fn explain(rules: &[(&str, &str)], switches: Switches, op: &str) -> (Verdict, String) {
         let mut b = RuleSet::builder();
         for (kind, pattern) in rules {
-            b = b.rule(kind, pattern).unwrap();
+            b.rule(kind, pattern).unwrap();
         }
         explain_one(&Arc::new(b.build()), switches, &parse_action(op).unwrap())
     }

@@ -66,13 +66,12 @@ impl PolicyArgs {
                 true => format!("cannot read the policy file {path:?}: {e}"),
                 false => format!("--policy {path:?}: cannot read: {e}"),
             })?;
-            b = b
-                .toml(&text, &path.display().to_string())
+            b.toml(&text, &path.display().to_string())
                 .map_err(|e| rule_error(&e))?;
         }
         for (kind, patterns) in flags {
             for pattern in patterns {
-                b = b.rule(kind, pattern).map_err(|e| rule_error(&e))?;
+                b.rule(kind, pattern).map_err(|e| rule_error(&e))?;
             }
         }
         Ok(Some(b.build()))
@@ -82,14 +81,10 @@ impl PolicyArgs {
     pub(crate) fn builder(&self) -> Result<WasockCtxBuilder, String> {
         let mut b = wasock::WasockCtx::builder();
         if let Some(rules) = self.rules()? {
-            b = b.policy(rules);
+            b.policy(rules);
         }
-        if self.allow_all_network {
-            b = b.allow_all_network();
-        }
-        if self.allow_lookup {
-            b = b.allow_lookup();
-        }
+        b.allow_all_network(self.allow_all_network)
+            .allow_ip_name_lookup(self.allow_lookup);
         Ok(b)
     }
 }

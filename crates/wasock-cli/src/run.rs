@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Trap};
+use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 use wasock::audit::{AuditSink, JsonLines, PolicyMode};
 use wasock::{RunError, StoreState, WasockCtx};
@@ -100,6 +100,8 @@ pub(crate) async fn run(args: RunArgs) -> ExitCode {
         Err(msg) => return fail(&format!("{path:?} {msg}")),
     };
     let mut config = wasock::engine_config();
+    // Every guest runs in time slices (see `wasock::time_slices`).
+    config.epoch_interruption(true);
     if !args.no_cache {
         // A cache that cannot be set up only costs start-up time: run without it.
         if let Ok(cache) = wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
@@ -124,7 +126,9 @@ pub(crate) async fn run(args: RunArgs) -> ExitCode {
     };
     let counters = sockets.counters();
     let state = StoreState::new(wasi, sockets);
-    let outcome = wasock::run_command(&engine, &linker, &component, state).await;
+    let mut store = Store::new(&engine, state);
+    wasock::time_slices(&mut store);
+    let outcome = wasock::run_command(&mut store, &linker, &component).await;
     if args.stats {
         print_stats(&counters);
     }
@@ -240,7 +244,8 @@ fn wat_error(e: &wasmtime::Error) -> String {
 
 /// The sockets context from the policy, limit and audit flags; a one-line error otherwise.
 fn sockets_ctx(args: &RunArgs) -> Result<WasockCtx, String> {
-    let mut sockets = args.policy.builder()?.limits(args.limits.limits()?);
+    let mut sockets = args.policy.builder()?;
+    sockets.limits(args.limits.limits()?);
     let instance = args
         .component
         .file_stem()
@@ -253,14 +258,14 @@ fn sockets_ctx(args: &RunArgs) -> Result<WasockCtx, String> {
             .attach(&instance)
             .or_else(|_| net.attach("guest"))
             .map_err(|e| format!("--network virtual: {e}"))?;
-        sockets = sockets.virtual_host(host);
+        sockets.virtual_host(host);
     }
-    sockets = sockets.instance_name(instance);
+    sockets.instance_name(instance);
     if let Mode::Audit = args.policy_mode {
-        sockets = sockets.policy_mode(PolicyMode::Audit);
+        sockets.policy_mode(PolicyMode::Audit);
     }
     if let Some(path) = args.audit.as_deref() {
-        sockets = sockets.audit_shared(audit_sink(path)?);
+        sockets.audit(audit_sink(path)?);
     }
     Ok(sockets.build())
 }

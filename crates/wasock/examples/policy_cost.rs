@@ -43,8 +43,8 @@ fn main() {
     let mut large = RuleSet::builder();
     for i in 0..100u32 {
         let rule = format!("tcp://10.{}.{}.0/24:{}", i / 256, i % 256, 1000 + i);
-        large = large.allow_outbound(&rule).expect("rule parses");
-        large = large
+        large.allow_outbound(&rule).expect("rule parses");
+        large
             .deny_outbound(&format!("udp://host{i}.example.com:*"))
             .expect("rule parses");
     }

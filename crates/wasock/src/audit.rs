@@ -107,6 +107,13 @@ impl<F: Fn(&AuditEvent<'_>) + Send + Sync + 'static> AuditSink for F {
     }
 }
 
+/// A sink shared by several instances (or kept by the embedder) records what it is given.
+impl<S: AuditSink + ?Sized> AuditSink for std::sync::Arc<S> {
+    fn record(&self, event: &AuditEvent<'_>) {
+        (**self).record(event)
+    }
+}
+
 /// Writes one JSON object per line (`--audit FILE`).
 pub struct JsonLines<W: Write + Send + 'static>(Mutex<W>);
 

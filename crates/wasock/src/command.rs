@@ -5,27 +5,33 @@ use crate::ctx::{WasockCtx, WasockCtxView, WasockView};
 use std::sync::Mutex;
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, EngineWeak, Store};
+use wasmtime::{Engine, EngineWeak, Store, Trap};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
-/// How long a guest runs before it yields its thread to the async runtime's other tasks.
+/// How long a guest runs before it yields its thread, under [`time_slices`].
 pub const TIME_SLICE: Duration = Duration::from_millis(10);
 
-/// An engine configuration wasock works with: the component model, and epoch interruption so
-/// that a busy guest cannot hold its thread (every store on such an engine needs
-/// [`time_slices`], which [`run_command`] calls).
+/// The engine configuration wasock needs: the component model. Everything else, epoch
+/// interruption and fuel included, is the embedder's choice.
 pub fn engine_config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
-    config.epoch_interruption(true);
     config
 }
 
-/// Makes the guest of `store` yield to the async runtime after each [`TIME_SLICE`] of running,
-/// so that one guest serving a flood of ready sockets (its every `poll` ready at once) or
-/// spinning cannot starve the runtime's timers, reactor and other guests. The engine must come
-/// from [`engine_config`] (epoch interruption on).
+/// Opt-in time slicing: makes the guest of `store` yield to the async runtime after each
+/// [`TIME_SLICE`] of running, so that one guest serving a flood of ready sockets (its every
+/// `poll` ready at once) or spinning cannot starve the runtime's timers, reactor and other
+/// guests. The CLI does this for every guest; a library embedder asks for it.
+///
+/// The engine needs `Config::epoch_interruption(true)`. This sets the store's epoch deadline
+/// behaviour (yield, then a new deadline one epoch later), replacing any the embedder set, and
+/// starts one process-wide thread that increments the engine's epoch every [`TIME_SLICE`]
+/// (stopping once every engine it ticks is dropped). An embedder with epoch deadlines of their
+/// own (timeouts, fairness) should not call this: those deadlines would count these ticks, and
+/// the store keeps one deadline behaviour. They can yield from their own
+/// `Store::epoch_deadline_callback` instead, or use fuel (`Store::fuel_async_yield_interval`).
 pub fn time_slices<T>(store: &mut Store<T>) {
     store.epoch_deadline_async_yield_and_update(1);
     ticker(store.engine());
@@ -123,11 +129,12 @@ impl WasockView for StoreState {
 /// Why a command did not run to an exit code.
 #[derive(Debug)]
 pub enum RunError {
-    /// The component could not be instantiated (an import failed at link or start time).
+    /// The component could not be instantiated: an import missing or of another type, or a
+    /// host resource refused.
     Instantiate(wasmtime::Error),
     /// The component does not export `wasi:cli/run`: it is not a command.
     NotACommand(wasmtime::Error),
-    /// The guest trapped; the error says which trap.
+    /// The guest trapped, while being instantiated or in `run`; the error says which trap.
     Trap(wasmtime::Error),
 }
 
@@ -143,31 +150,34 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// Instantiates `component` and calls its `wasi:cli/run`.
+/// Instantiates `component` in `store` and calls its `wasi:cli/run`.
 ///
 /// Returns the exit code: 0 when `run` returns `ok`, 1 when it returns `err`, the code passed
-/// to `wasi:cli/exit` when the guest calls it. Must be called inside a tokio runtime; a
-/// current-thread one (or a `LocalSet`) costs the least per wake-up.
-pub async fn run_command(
-    engine: &Engine,
-    linker: &Linker<StoreState>,
+/// to `wasi:cli/exit` when the guest calls it. The store is the embedder's: its epoch deadline,
+/// fuel and limiter apply as they set them (see [`time_slices`] for the CLI's choice). Must be
+/// called inside a tokio runtime; a current-thread one (or a `LocalSet`) costs the least per
+/// wake-up.
+pub async fn run_command<T: Send + 'static>(
+    store: &mut Store<T>,
+    linker: &Linker<T>,
     component: &Component,
-    state: StoreState,
 ) -> Result<i32, RunError> {
     let pre = linker
         .instantiate_pre(component)
         .map_err(RunError::Instantiate)?;
     let pre = CommandPre::new(pre).map_err(RunError::NotACommand)?;
-    let mut store = Store::new(engine, state);
-    time_slices(&mut store);
-    // Time slices bound how long the guest holds its thread; tokio's per-task budget on top
-    // would make a guest with many ready sockets see some as not ready until it yields.
+    // tokio's per-task budget would make a guest with many ready sockets see some as not ready
+    // until it yields: the guest's own yields (time slices, or the embedder's) bound its turn.
     tokio::task::unconstrained(async {
-        let command = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(RunError::Instantiate)?;
-        Ok(command.wasi_cli_run().call_run(&mut store).await)
+        // A trap while instantiating (a start function, or the embedder's epoch or fuel) is
+        // the guest's, as one in `run` is.
+        let command = pre.instantiate_async(&mut *store).await.map_err(|e| {
+            match e.downcast_ref::<Trap>() {
+                Some(_) => RunError::Trap(e),
+                None => RunError::Instantiate(e),
+            }
+        })?;
+        Ok(command.wasi_cli_run().call_run(&mut *store).await)
     })
     .await
     .and_then(exit_code)

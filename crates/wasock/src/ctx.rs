@@ -47,59 +47,57 @@ pub struct WasockCtxBuilder {
 }
 
 impl WasockCtxBuilder {
-    /// Allows every socket operation (the opposite of the default).
-    pub fn allow_all_network(mut self) -> Self {
-        self.switches.network = true;
+    /// Whether every socket operation no deny rule refuses is allowed (default: no). Like
+    /// `WasiCtxBuilder::inherit_network`, as a switch.
+    pub fn allow_all_network(&mut self, allow: bool) -> &mut Self {
+        self.switches.network = allow;
         self
     }
 
-    /// Allows every name lookup (separate from sockets, as in `wasmtime run`).
-    pub fn allow_lookup(mut self) -> Self {
-        self.switches.lookup = true;
+    /// Whether every name lookup no deny rule refuses is allowed (default: no); separate from
+    /// sockets, as `WasiCtxBuilder::allow_ip_name_lookup` is. IP literals always resolve.
+    pub fn allow_ip_name_lookup(&mut self, allow: bool) -> &mut Self {
+        self.switches.lookup = allow;
         self
     }
 
-    /// Decides every operation with `policy`; the allow switches, if also set, allow only what
-    /// no deny rule of the policy refuses.
-    pub fn policy(mut self, policy: impl Policy) -> Self {
+    /// Decides every operation with `policy` (replacing an earlier one); the allow switches, if
+    /// also set, allow only what no deny rule of the policy refuses.
+    pub fn policy(&mut self, policy: impl Policy) -> &mut Self {
         self.policy = Some(Arc::new(policy));
         self
     }
 
     /// Enforce the policy (default) or only record what it would deny.
-    pub fn policy_mode(mut self, mode: PolicyMode) -> Self {
+    pub fn policy_mode(&mut self, mode: PolicyMode) -> &mut Self {
         self.mode = mode;
         self
     }
 
-    /// Sends a record of every decision to `sink` (see [`crate::audit`]).
-    pub fn audit(mut self, sink: impl AuditSink) -> Self {
+    /// Sends a record of every decision to `sink` (see [`crate::audit`]): a closure, a
+    /// [`JsonLines`](crate::audit::JsonLines) writer, or an `Arc` of either shared with other
+    /// instances.
+    pub fn audit(&mut self, sink: impl AuditSink) -> &mut Self {
         self.audit = Some(Arc::new(sink));
         self
     }
 
-    /// Sends a record of every decision to a sink shared with other instances.
-    pub fn audit_shared(mut self, sink: Arc<dyn AuditSink>) -> Self {
-        self.audit = Some(sink);
-        self
-    }
-
     /// The instance's name in audit records (default `"guest"`).
-    pub fn instance_name(mut self, name: impl Into<Arc<str>>) -> Self {
+    pub fn instance_name(&mut self, name: impl Into<Arc<str>>) -> &mut Self {
         self.instance = Some(name.into());
         self
     }
 
     /// Sets the per-instance limits; every value is accepted, the extremes saturate (see
     /// [`Limits`]).
-    pub fn limits(mut self, limits: Limits) -> Self {
+    pub fn limits(&mut self, limits: Limits) -> &mut Self {
         self.limits = limits;
         self
     }
 
     /// Whether connected TCP sockets get `TCP_NODELAY` (default: on, so small writes never
     /// wait for a delayed ACK).
-    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+    pub fn tcp_nodelay(&mut self, on: bool) -> &mut Self {
         self.tuning.tcp_nodelay = on;
         self
     }
@@ -107,7 +105,7 @@ impl WasockCtxBuilder {
     /// Answers the lookups the policy allows with `resolver` instead of the system's
     /// ([`SystemResolver`]); policy, limits, lookup timeout, audit and name-bound grants apply
     /// to its answers as to the system's.
-    pub fn resolver(mut self, resolver: impl Resolver) -> Self {
+    pub fn resolver(&mut self, resolver: impl Resolver) -> &mut Self {
         self.resolver = Some(Arc::new(resolver));
         self
     }
@@ -117,33 +115,35 @@ impl WasockCtxBuilder {
     /// [`resolver`](Self::resolver) is set; audit records name the host unless an
     /// [`instance_name`](Self::instance_name) is set. Policy, limits, audit and counters apply as
     /// on the OS.
-    pub fn virtual_host(mut self, host: VirtualHost) -> Self {
+    pub fn virtual_host(&mut self, host: VirtualHost) -> &mut Self {
         self.net = Net::Virtual(host);
         self
     }
 
-    /// Builds the context.
-    pub fn build(self) -> WasockCtx {
-        let policy: Arc<dyn Policy> = match (self.policy, self.switches) {
+    /// Builds the context, leaving the builder as [`WasockCtx::builder`] made it (everything
+    /// denied), as `WasiCtxBuilder::build` takes its settings.
+    pub fn build(&mut self) -> WasockCtx {
+        let this = std::mem::take(self);
+        let policy: Arc<dyn Policy> = match (this.policy, this.switches) {
             (Some(policy), switches) if switches == Switches::default() => policy,
             (Some(policy), switches) => Arc::new(WithSwitches { policy, switches }),
             (None, switches) if switches == Switches::default() => Arc::new(DenyAll),
             (None, switches) => Arc::new(switches),
         };
-        let (default_name, default_resolver): (Arc<str>, Arc<dyn Resolver>) = match &self.net {
+        let (default_name, default_resolver): (Arc<str>, Arc<dyn Resolver>) = match &this.net {
             Net::Os => ("guest".into(), Arc::new(SystemResolver)),
             Net::Virtual(host) => (host.name().into(), Arc::new(host.resolver())),
         };
         let gate = Gate::new(
             policy,
-            self.mode,
-            self.audit,
-            self.instance.unwrap_or(default_name),
-            self.limits,
-            self.tuning,
+            this.mode,
+            this.audit,
+            this.instance.unwrap_or(default_name),
+            this.limits,
+            this.tuning,
             Backend {
-                net: self.net,
-                resolver: self.resolver.unwrap_or(default_resolver),
+                net: this.net,
+                resolver: this.resolver.unwrap_or(default_resolver),
             },
         );
         WasockCtx {
@@ -152,7 +152,8 @@ impl WasockCtxBuilder {
     }
 }
 
-/// Borrowed view of the sockets context and the resource table, for host trait impls.
+/// What a store type's [`WasockView`] lends wasock: its sockets context and the resource table
+/// it shares with `wasmtime-wasi`.
 pub struct WasockCtxView<'a> {
     /// The instance's sockets context.
     pub ctx: &'a mut WasockCtx,
@@ -160,13 +161,15 @@ pub struct WasockCtxView<'a> {
     pub table: &'a mut ResourceTable,
 }
 
-/// Implemented by a store's data type to give wasock its context and table.
+/// Implemented by a store's data type (beside `wasmtime_wasi::WasiView`) to give wasock its
+/// context and table; [`StoreState`](crate::StoreState) is a ready one.
 pub trait WasockView: Send {
     /// The sockets context and the store's resource table.
     fn sockets(&mut self) -> WasockCtxView<'_>;
 }
 
-/// [`HasData`] marker for calling the generated `add_to_linker` functions directly.
+/// [`HasData`] marker for calling the generated `add_to_linker` functions directly (internal:
+/// `wasock::internals`).
 pub struct WasockSockets;
 
 impl HasData for WasockSockets {

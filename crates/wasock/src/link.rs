@@ -1,16 +1,13 @@
-//! Linking: wasock's sockets alone, or all of WASI 0.2 with `wasmtime-wasi` for the rest.
+//! Linking: wasock's sockets alone, or all of WASI 0.2 with `wasmtime-wasi` for the rest (its
+//! full set, then wasock's sockets over its own: no list of interfaces to keep).
 //!
 //! Definitions are made at `@0.2.12`; Wasmtime's linker satisfies imports of any `0.2.x` from
 //! them by semver, so guests built against 0.2.0 … 0.2.12 all link.
 
 use crate::bindings;
 use crate::ctx::{WasockSockets, WasockView};
-use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime::component::Linker;
 use wasmtime_wasi::WasiView;
-use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
-use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
-use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
-use wasmtime_wasi::random::WasiRandom;
 
 /// Adds the seven `wasi:sockets` interfaces, implemented by wasock, to `linker`.
 ///
@@ -32,41 +29,18 @@ pub fn add_to_linker<T: WasockView + Send + 'static>(
     Ok(())
 }
 
-/// Adds all of WASI 0.2 (`wasi:cli/imports`) to `linker`: wasock for `wasi:sockets`,
-/// `wasmtime-wasi` for every other interface. The engine needs async support.
+/// Adds all of WASI 0.2 to `linker`: `wasmtime-wasi`'s whole set
+/// (`wasmtime_wasi::p2::add_to_linker_async`), then wasock's `wasi:sockets` in place of its
+/// sockets, so every interface a Wasmtime release links is there and the sockets are wasock's.
+///
+/// The engine needs async support. Shadowing is turned on for wasock's definitions and off
+/// again afterwards (the [`Linker`] default); set it after this call if you want it on.
 pub fn add_wasi_to_linker<T: WasiView + WasockView + Send + 'static>(
     linker: &mut Linker<T>,
 ) -> wasmtime::Result<()> {
-    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
-    use wasmtime_wasi_io::bindings::wasi::io;
-
-    let l = &mut *linker;
-    io::error::add_to_linker::<T, Table>(l, |t| t.ctx().table)?;
-    io::poll::add_to_linker::<T, Table>(l, |t| t.ctx().table)?;
-    io::streams::add_to_linker::<T, Table>(l, |t| t.ctx().table)?;
-    clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
-    clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
-    filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
-    filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
-    random::random::add_to_linker::<T, WasiRandom>(l, |t| t.ctx().ctx.random())?;
-    random::insecure::add_to_linker::<T, WasiRandom>(l, |t| t.ctx().ctx.random())?;
-    random::insecure_seed::add_to_linker::<T, WasiRandom>(l, |t| t.ctx().ctx.random())?;
-    cli::exit::add_to_linker::<T, WasiCli>(l, T::cli)?;
-    cli::environment::add_to_linker::<T, WasiCli>(l, T::cli)?;
-    cli::stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
-    cli::stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
-    cli::stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
-    cli::terminal_input::add_to_linker::<T, WasiCli>(l, T::cli)?;
-    cli::terminal_output::add_to_linker::<T, WasiCli>(l, T::cli)?;
-    cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
-    cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
-    cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
-    add_to_linker(linker)
-}
-
-/// [`HasData`] for the `wasi:io` interfaces, which need only the resource table.
-struct Table;
-
-impl HasData for Table {
-    type Data<'a> = &'a mut ResourceTable;
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    linker.allow_shadowing(true);
+    let sockets = add_to_linker(linker);
+    linker.allow_shadowing(false);
+    sockets
 }

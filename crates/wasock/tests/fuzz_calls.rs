@@ -52,22 +52,23 @@ use wasmtime_wasi_io::bindings::wasi::io::streams::{
 };
 use wasmtime_wasi_io::poll::DynPollable;
 use wasmtime_wasi_io::streams::{DynInputStream, DynOutputStream, StreamError};
-use wasock::bindings::instance_network::Host as InstanceNetworkHost;
-use wasock::bindings::ip_name_lookup::{Host as LookupHost, HostResolveAddressStream};
-use wasock::bindings::network::{
+use wasock::internals::bindings::instance_network::Host as InstanceNetworkHost;
+use wasock::internals::bindings::ip_name_lookup::{Host as LookupHost, HostResolveAddressStream};
+use wasock::internals::bindings::network::{
     ErrorCode as E, Host as NetworkHost, HostNetwork, IpAddress, IpAddressFamily as Fam,
     IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
 };
-use wasock::bindings::tcp::{HostTcpSocket, ShutdownType};
-use wasock::bindings::tcp_create_socket::Host as TcpCreateHost;
-use wasock::bindings::udp::{
+use wasock::internals::bindings::tcp::{HostTcpSocket, ShutdownType};
+use wasock::internals::bindings::tcp_create_socket::Host as TcpCreateHost;
+use wasock::internals::bindings::udp::{
     HostIncomingDatagramStream, HostOutgoingDatagramStream, HostUdpSocket, OutgoingDatagram,
 };
-use wasock::bindings::udp_create_socket::Host as UdpCreateHost;
-use wasock::{
+use wasock::internals::bindings::udp_create_socket::Host as UdpCreateHost;
+use wasock::internals::{
     IncomingDatagramStream, Network, OutgoingDatagramStream, ResolveAddressStream, SocketError,
-    TcpSocket, UdpSocket, WasockCtx, WasockCtxView,
+    TcpSocket, UdpSocket,
 };
+use wasock::{WasockCtx, WasockCtxView};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration and driver
@@ -691,8 +692,8 @@ impl<'t> Fuzz<'t> {
         Fuzz {
             rng: Rng(SplitMix(seed)),
             ctx: WasockCtx::builder()
-                .allow_all_network()
-                .allow_lookup()
+                .allow_all_network(true)
+                .allow_ip_name_lookup(true)
                 .build(),
             table: ResourceTable::new(),
             live: BTreeMap::new(),

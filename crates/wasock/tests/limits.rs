@@ -15,7 +15,7 @@ use wasock::policy::Protocol;
 async fn socket_limit() {
     let limit = 6;
     let sockets = WasockCtx::builder()
-        .allow_all_network()
+        .allow_all_network(true)
         .limits(Limits {
             max_sockets: Some(limit),
             ..Limits::default()
@@ -48,8 +48,8 @@ async fn lookup_limit() {
         ..Limits::default()
     };
     let sockets = WasockCtx::builder()
-        .allow_all_network()
-        .allow_lookup()
+        .allow_all_network(true)
+        .allow_ip_name_lookup(true)
         .limits(limits)
         .build();
     let counters = sockets.counters();
@@ -71,7 +71,7 @@ async fn connect_timeout() {
         ..Limits::default()
     };
     let sockets = WasockCtx::builder()
-        .allow_all_network()
+        .allow_all_network(true)
         .limits(limits)
         .build();
     let counters = sockets.counters();
@@ -105,7 +105,7 @@ async fn bandwidth_caps() {
         ..Limits::default()
     };
     let sockets = WasockCtx::builder()
-        .allow_all_network()
+        .allow_all_network(true)
         .limits(limits)
         .build();
     let counters = sockets.counters();
@@ -176,7 +176,7 @@ fn smallest_limits() -> Limits {
 async fn largest_limits_saturate() {
     let ctx = || {
         WasockCtx::builder()
-            .allow_all_network()
+            .allow_all_network(true)
             .limits(largest_limits())
             .build()
     };
@@ -221,8 +221,8 @@ fn echo_one_line(listener: std::net::TcpListener) {
 async fn smallest_limits_refuse() {
     let ctx = |limits: Limits| {
         WasockCtx::builder()
-            .allow_all_network()
-            .allow_lookup()
+            .allow_all_network(true)
+            .allow_ip_name_lookup(true)
             .limits(limits)
             .build()
     };

@@ -116,7 +116,8 @@ async fn a_thousand_connections() {
         println!("load: skipped: {msg}");
         return;
     };
-    let nofile = open_files_limit();
+    // A soft limit below what the test needs is raised as far as the hard limit allows.
+    let nofile = wasock_support::raise_open_file_limit(FDS_NEEDED * 2).unwrap_or(0);
     assert!(
         nofile >= FDS_NEEDED,
         "the fd limit ({nofile}) is below the {FDS_NEEDED} this test needs (`ulimit -n`)"
@@ -566,31 +567,6 @@ fn find_wrk() -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join("wrk"))
         .find(|p| p.is_file())
-}
-
-/// The soft limit on open files (`/proc/self/limits`); `u64::MAX` when unlimited.
-fn open_files_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write one `rlimit` this function owns.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        // A soft limit below what the test needs is raised as far as the hard limit allows.
-        if limit.rlim_cur < FDS_NEEDED && limit.rlim_max > limit.rlim_cur {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max.min(FDS_NEEDED * 2),
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
-    }
-    limit.rlim_cur
 }
 
 /// What this process's fds refer to (`/proc/self/fd`), for failure messages.

@@ -40,10 +40,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use wasock::policy::{
-    Action, ActionSpec, AddrPattern, Cidr, HostPattern, Kind, NamePattern, NamedSet, ParseError,
-    Policy, Problem, Rule, RuleSet, Source, describe_action, normalize_ip, parse_action,
+use wasock::internals::policy::{
+    ActionSpec, AddrPattern, HostPattern, Kind, NamePattern, Rule, describe_action, normalize_ip,
+    parse_action,
 };
+use wasock::policy::{Action, Cidr, NamedSet, ParseError, Policy, Problem, RuleSet, Source};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration and driver
@@ -421,7 +422,10 @@ fn check_action(text: &str, stats: &mut Stats) -> Option<ActionSpec> {
 fn check_kind_name(name: &str, pattern: &str, stats: &mut Stats) {
     note("kind", name);
     stats.input("kind", name.len() + pattern.len());
-    let result = stats.timed(name.len(), || RuleSet::builder().rule(name, pattern));
+    let result = stats.timed(name.len(), || {
+        let mut b = RuleSet::builder();
+        b.rule(name, pattern).map(|b| b.build())
+    });
     let known = Kind::from_name(name);
     match (known, result) {
         (None, Err(e)) => {
@@ -433,7 +437,7 @@ fn check_kind_name(name: &str, pattern: &str, stats: &mut Stats) {
         }
         (None, Ok(_)) => panic!("the unknown kind {name:?} was accepted"),
         (Some(kind), result) => {
-            let result = result.map(|b| b.build().rules().to_vec());
+            let result = result.map(|set| set.rules().to_vec());
             let expected = Rule::new(kind, pattern).map(|r| vec![r]);
             assert_eq!(result, expected, "builder and Rule::new disagree");
             stats.outcome("kind", None);
@@ -829,13 +833,13 @@ fn valid_case(rng: &mut Rng, stats: &mut Stats) {
             format!("--{kind}")
         };
         note("flag", &other);
-        flags = flags.rule(&name, &other).unwrap_or_else(|e| panic!("{e}"));
+        flags.rule(&name, &other).unwrap_or_else(|e| panic!("{e}"));
         let pad = |rng: &mut Rng| rng.pick_str(&["", " ", "\t", "  "]);
         let (before, after) = (pad(rng), pad(rng));
         let between = rng.pick_str(&[" ", "  ", "\t"]);
         let line = format!("{before}{kind}{between}{pattern}{after}");
         note("line", &line);
-        lines = lines.line(&line).unwrap_or_else(|e| panic!("{e}"));
+        lines.line(&line).unwrap_or_else(|e| panic!("{e}"));
         policy.push((kind, pattern));
     }
     let text = policy_toml(rng, &policy);

@@ -10,19 +10,17 @@ use std::time::Duration;
 
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi_io::bindings::wasi::io::poll::HostPollable;
-use wasock::bindings::instance_network::Host as InstanceNetworkHost;
-use wasock::bindings::ip_name_lookup::{Host as LookupHost, HostResolveAddressStream};
-use wasock::bindings::network::{
+use wasock::internals::bindings::instance_network::Host as InstanceNetworkHost;
+use wasock::internals::bindings::ip_name_lookup::{Host as LookupHost, HostResolveAddressStream};
+use wasock::internals::bindings::network::{
     ErrorCode as E, IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress,
 };
-use wasock::bindings::tcp::HostTcpSocket;
-use wasock::bindings::tcp_create_socket::Host as TcpCreateHost;
+use wasock::internals::bindings::tcp::HostTcpSocket;
+use wasock::internals::bindings::tcp_create_socket::Host as TcpCreateHost;
+use wasock::internals::{Network, SocketError, TcpSocket};
 use wasock::limits::{Denial, Limits};
 use wasock::policy::RuleSet;
-use wasock::{
-    Network, ResolveError, ResolveFuture, Resolver, SocketError, TcpSocket, WasockCtx,
-    WasockCtxView,
-};
+use wasock::{ResolveError, ResolveFuture, Resolver, WasockCtx, WasockCtxView};
 
 /// A fixed table of answers; a name it lacks never resolves. Records every name asked.
 #[derive(Clone, Default)]

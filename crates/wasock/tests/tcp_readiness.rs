@@ -10,11 +10,12 @@ use wasmtime_wasi_io::bindings::wasi::io::poll::HostPollable;
 use wasmtime_wasi_io::bindings::wasi::io::streams::{HostInputStream, HostOutputStream};
 use wasmtime_wasi_io::poll::DynPollable;
 use wasmtime_wasi_io::streams::{DynInputStream, DynOutputStream};
-use wasock::bindings::instance_network::Host as _;
-use wasock::bindings::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
-use wasock::bindings::tcp::HostTcpSocket;
-use wasock::bindings::tcp_create_socket::Host as _;
-use wasock::{TcpSocket, WasockCtx, WasockCtxView};
+use wasock::internals::TcpSocket;
+use wasock::internals::bindings::instance_network::Host as _;
+use wasock::internals::bindings::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+use wasock::internals::bindings::tcp::HostTcpSocket;
+use wasock::internals::bindings::tcp_create_socket::Host as _;
+use wasock::{WasockCtx, WasockCtxView};
 
 /// Longest wait on a pollable that must resolve (loopback).
 const WAIT: Duration = Duration::from_secs(5);
@@ -26,7 +27,7 @@ fn borrow<T: 'static>(r: &Resource<T>) -> Resource<T> {
 /// After a `read` that took exactly the bytes there were, the pollable is not ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn input_pollable_not_ready_after_draining_read() {
-    let mut ctx = WasockCtx::builder().allow_all_network().build();
+    let mut ctx = WasockCtx::builder().allow_all_network(true).build();
     let mut table = ResourceTable::new();
     macro_rules! v {
         () => {

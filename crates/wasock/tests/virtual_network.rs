@@ -11,8 +11,8 @@ use wasock::{VirtualHost, VirtualNetwork, WasockCtx};
 /// An allow-all context on `host`.
 fn on(host: VirtualHost) -> WasockCtx {
     WasockCtx::builder()
-        .allow_all_network()
-        .allow_lookup()
+        .allow_all_network(true)
+        .allow_ip_name_lookup(true)
         .virtual_host(host)
         .build()
 }

@@ -21,11 +21,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 use wasmtime::component::Component;
 
-/// The workloads that run the raw-binding guest (`guests/bench-raw`).
-pub(crate) const NEEDS_RAW: &[&str] = &["udp-raw", "lookup-raw"];
-
 /// Sizes and counts of one harness run.
 pub(crate) struct Params {
+    /// Smoke-test sizes (`--quick`).
+    pub(crate) quick: bool,
     pub(crate) reps: usize,
     pub(crate) bulk_bytes: u64,
     pub(crate) rr_count: u64,
@@ -52,6 +51,7 @@ impl Params {
             (1 << 30, 20_000, 5_000, 200_000, 2_000_000, 10_000)
         };
         Params {
+            quick,
             reps,
             bulk_bytes: bulk_bytes.unwrap_or(bulk),
             rr_count: rr,
@@ -72,7 +72,7 @@ impl Params {
 pub(crate) struct Ctx<'a> {
     pub(crate) runner: &'a Runner,
     pub(crate) params: &'a Params,
-    /// The raw-binding guest, compiled when a workload of [`NEEDS_RAW`] was selected.
+    /// The raw-binding guest, compiled when a selected workload runs it.
     pub(crate) raw: Option<&'a Component>,
 }
 

@@ -53,7 +53,9 @@ impl Side {
 
 pub(crate) fn run(ctx: &Ctx<'_>) -> Result<Table> {
     let n = ctx.params.scale_count;
-    let limit = raise_fd_limit()?;
+    // This process and its children (native guests, peers): up to the hard limit.
+    let limit = wasock_support::raise_open_file_limit(u64::MAX)
+        .context("raising the open-file limit (RLIMIT_NOFILE)")?;
     if limit < n + FD_MARGIN {
         bail!(
             "the fd limit ({limit}) is below the {} this workload needs",
@@ -147,27 +149,6 @@ fn side_rows(side: Side, n: u64, series: &[Series; 3]) -> Vec<Row> {
             |s| cpu_per_unit(s, 1.0),
         ),
     ]
-}
-
-/// Raises this process's soft fd limit to its hard limit (children inherit it); returns it.
-fn raise_fd_limit() -> Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `getrlimit` only writes the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        limit.rlim_cur = limit.rlim_max;
-        // SAFETY: `setrlimit` only reads the struct we pass; raising the soft limit up to the
-        // hard limit needs no privilege.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("setrlimit(RLIMIT_NOFILE)");
-        }
-    }
-    Ok(limit.rlim_cur)
 }
 
 /// What the control thread measured.

@@ -75,7 +75,8 @@ impl Cidr {
         self.prefix == max_prefix(self.addr)
     }
 
-    /// Whether `ip` (already [`normalize_ip`]ed) lies in the block; never across families.
+    /// Whether `ip` (an IPv4-mapped one already unmapped) lies in the block; never across
+    /// families.
     #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {

@@ -42,7 +42,7 @@ struct Compiled<P> {
 ///   the resolver.
 ///
 /// IPv4-mapped (`::ffff:a.b.c.d`) and IPv4-compatible (`::a.b.c.d`) addresses are matched as
-/// the IPv4 address they embed, in rules and in actions alike ([`normalize_ip`]).
+/// the IPv4 address they embed, in rules and in actions alike.
 ///
 /// # Decisions
 ///
@@ -78,7 +78,9 @@ pub struct RuleSet {
     rules: Vec<Rule>,
 }
 
-/// Collects rules from flags, files or code; [`RuleSetBuilder::build`] compiles them.
+/// Collects rules from flags, files or code; [`RuleSetBuilder::build`] compiles them. Its
+/// setters take `&mut self`, as [`WasockCtxBuilder`](crate::WasockCtxBuilder)'s do; a rule it
+/// refuses is a [`ParseError`] and adds nothing.
 #[derive(Clone, Debug, Default)]
 pub struct RuleSetBuilder {
     rules: Vec<Rule>,
@@ -86,14 +88,15 @@ pub struct RuleSetBuilder {
 
 impl RuleSetBuilder {
     /// Adds a parsed rule.
-    pub fn push(mut self, rule: Rule) -> Self {
+    #[doc(hidden)]
+    pub fn push(&mut self, rule: Rule) -> &mut Self {
         self.rules.push(rule);
         self
     }
 
     /// Adds `pattern` as a rule of the kind named `kind` (`allow-outbound` or
     /// `--allow-outbound`); errors name the flag.
-    pub fn rule(self, kind: &str, pattern: &str) -> Result<Self, ParseError> {
+    pub fn rule(&mut self, kind: &str, pattern: &str) -> Result<&mut Self, ParseError> {
         let kind = Kind::from_name(kind).ok_or_else(|| ParseError {
             source: super::Source::Flag(format!("--{}", kind.trim_start_matches('-'))),
             text: pattern.to_owned(),
@@ -104,51 +107,55 @@ impl RuleSetBuilder {
     }
 
     /// Adds a whole rule line, `KIND PATTERN`.
-    pub fn line(self, line: &str) -> Result<Self, ParseError> {
+    #[doc(hidden)]
+    pub fn line(&mut self, line: &str) -> Result<&mut Self, ParseError> {
         Ok(self.push(line.parse()?))
     }
 
-    /// Adds every rule of a TOML policy file (see [`RuleSet::from_toml`]).
-    pub fn toml(mut self, text: &str, path: &str) -> Result<Self, ParseError> {
+    /// Adds every rule of a TOML policy file (see [`RuleSet::from_toml`]); a mistake anywhere
+    /// in the file adds none of them.
+    pub fn toml(&mut self, text: &str, path: &str) -> Result<&mut Self, ParseError> {
         self.rules.extend(super::file::parse(text, path)?);
         Ok(self)
     }
 
     /// `--allow-outbound PATTERN`.
-    pub fn allow_outbound(self, pattern: &str) -> Result<Self, ParseError> {
+    pub fn allow_outbound(&mut self, pattern: &str) -> Result<&mut Self, ParseError> {
         Ok(self.push(Rule::new(Kind::AllowOutbound, pattern)?))
     }
 
     /// `--deny-outbound PATTERN`.
-    pub fn deny_outbound(self, pattern: &str) -> Result<Self, ParseError> {
+    pub fn deny_outbound(&mut self, pattern: &str) -> Result<&mut Self, ParseError> {
         Ok(self.push(Rule::new(Kind::DenyOutbound, pattern)?))
     }
 
     /// `--allow-inbound PATTERN`.
-    pub fn allow_inbound(self, pattern: &str) -> Result<Self, ParseError> {
+    pub fn allow_inbound(&mut self, pattern: &str) -> Result<&mut Self, ParseError> {
         Ok(self.push(Rule::new(Kind::AllowInbound, pattern)?))
     }
 
     /// `--deny-inbound PATTERN`.
-    pub fn deny_inbound(self, pattern: &str) -> Result<Self, ParseError> {
+    pub fn deny_inbound(&mut self, pattern: &str) -> Result<&mut Self, ParseError> {
         Ok(self.push(Rule::new(Kind::DenyInbound, pattern)?))
     }
 
     /// `--allow-resolve PATTERN`.
-    pub fn allow_resolve(self, pattern: &str) -> Result<Self, ParseError> {
+    pub fn allow_resolve(&mut self, pattern: &str) -> Result<&mut Self, ParseError> {
         Ok(self.push(Rule::new(Kind::AllowResolve, pattern)?))
     }
 
     /// `--deny-resolve PATTERN`.
-    pub fn deny_resolve(self, pattern: &str) -> Result<Self, ParseError> {
+    pub fn deny_resolve(&mut self, pattern: &str) -> Result<&mut Self, ParseError> {
         Ok(self.push(Rule::new(Kind::DenyResolve, pattern)?))
     }
 
-    /// Compiles the rules (duplicates, after normalization, dropped; order otherwise kept).
-    pub fn build(self) -> RuleSet {
+    /// Compiles the rules (duplicates, after normalization, dropped; order otherwise kept),
+    /// leaving the builder empty, as [`RuleSet::builder`] made it.
+    pub fn build(&mut self) -> RuleSet {
+        let rules = std::mem::take(&mut self.rules);
         let mut set = RuleSet::default();
-        let mut seen = std::collections::HashSet::with_capacity(self.rules.len());
-        for rule in self.rules {
+        let mut seen = std::collections::HashSet::with_capacity(rules.len());
+        for rule in rules {
             if !seen.insert(rule.clone()) {
                 continue;
             }
@@ -235,6 +242,7 @@ impl RuleSet {
     }
 
     /// The rules, as written (normalized), in the order added, duplicates dropped.
+    #[doc(hidden)]
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
@@ -245,6 +253,7 @@ impl RuleSet {
     }
 
     /// Which rule decides `action` and why.
+    #[doc(hidden)]
     pub fn explain(&self, action: &Action<'_>, names: &dyn NameBook) -> Explanation {
         let mut overruled = Vec::new();
         let outcome = self.judge(action, names, Some(&mut overruled));

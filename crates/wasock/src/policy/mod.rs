@@ -6,30 +6,29 @@
 //!
 //! The rule language is [`RuleSet`]: rules such as `allow-outbound tcp://api.example.com:443`
 //! from flags, a TOML file ([`RuleSet::from_toml`]) or [`RuleSet::builder`], compiled into a
-//! `Policy`. Modules: `rules` (syntax tree), `parse` (one rule), `error` (what a refused rule
-//! lacked), `cidr` and `sets` (addresses), `engine` (the decisions), `file` (TOML), `explain`
-//! and `action` (`policy check --explain`).
+//! `Policy`; a rule it refuses is a [`ParseError`] saying where and what ([`Problem`]). Your own
+//! type implementing [`Policy`] can decide instead.
+//!
+//! Inside (private, or for the CLI through `wasock::internals`): `rules` (syntax tree), `parse`
+//! (one rule), `error`, `cidr` and `sets` (addresses), `engine` (the decisions), `file` (TOML),
+//! `switches` (the builder's allow switches), `explain` and `action` (`policy check --explain`).
 
-mod action;
-mod cidr;
+pub(crate) mod action;
+pub(crate) mod cidr;
 mod engine;
 mod error;
-mod explain;
+pub(crate) mod explain;
 pub(crate) mod file;
 mod parse;
-mod rules;
+pub(crate) mod rules;
 mod sets;
+pub(crate) mod switches;
 
-pub use action::{ActionError, ActionProblem, ActionSpec, describe_action, parse_action};
-pub use cidr::{Cidr, normalize_ip};
+pub use cidr::Cidr;
 pub use engine::{RuleSet, RuleSetBuilder};
 pub use error::{ParseError, Problem, Source};
-pub use explain::{Explanation, Reason};
-pub use rules::{
-    AddrPattern, FamilyOnly, HostPattern, Kind, NamePattern, PortSet, ResolvePattern, Rule, Scheme,
-    SocketPattern,
-};
 pub use sets::NamedSet;
+pub(crate) use switches::{Switches, WithSwitches};
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -175,60 +174,6 @@ pub struct AllowAll;
 impl Policy for AllowAll {
     fn decide(&self, _: &Action<'_>, _: &dyn NameBook) -> Decision {
         Decision::allow(None)
-    }
-}
-
-/// Two switches, as `--allow-all-network` and `--allow-lookup` set them: sockets on or off, and
-/// name lookup on or off, independently.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Switches {
-    /// Every socket operation allowed.
-    pub network: bool,
-    /// Every name lookup allowed.
-    pub lookup: bool,
-}
-
-impl Policy for Switches {
-    fn decide(&self, action: &Action<'_>, _: &dyn NameBook) -> Decision {
-        let (allowed, switch) = match action {
-            Action::Resolve { .. } => (self.lookup, "--allow-lookup"),
-            _ => (self.network, "--allow-all-network"),
-        };
-        if allowed {
-            Decision::allow(Some(switch.into()))
-        } else {
-            Decision::deny(None)
-        }
-    }
-}
-
-/// A policy with the switches on top: a switch allows what the policy leaves to the default
-/// deny, never what one of its deny rules refuses (`--allow-all-network` beside a `--policy`).
-pub struct WithSwitches {
-    /// The policy that decides first.
-    pub policy: Arc<dyn Policy>,
-    /// What is allowed where the policy has no rule.
-    pub switches: Switches,
-}
-
-impl Policy for WithSwitches {
-    fn decide(&self, action: &Action<'_>, names: &dyn NameBook) -> Decision {
-        let decided = self.policy.decide(action, names);
-        if decided.verdict == Verdict::Deny && decided.rule.is_none() {
-            let switched = self.switches.decide(action, names);
-            if switched.verdict == Verdict::Allow {
-                return switched;
-            }
-        }
-        decided
-    }
-
-    fn mapped_name(&self, name: &str) -> Option<Vec<IpAddr>> {
-        self.policy.mapped_name(name)
-    }
-
-    fn mapped_port(&self, proto: Protocol, local: SocketAddr) -> Option<u16> {
-        self.policy.mapped_port(proto, local)
     }
 }
 

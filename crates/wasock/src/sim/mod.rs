@@ -302,14 +302,14 @@ fn sockets_ctx(spec: &ComponentSpec, host: crate::VirtualHost, trace: &Trace) ->
             .or(crate::limits::Limits::default().connect_timeout),
         ..Default::default()
     };
-    let mut b = WasockCtx::builder()
-        .virtual_host(host)
+    let mut b = WasockCtx::builder();
+    b.virtual_host(host)
         .limits(limits)
         .instance_name(spec.name.clone())
         .audit(trace.audit_sink());
-    b = match &spec.policy {
+    match &spec.policy {
         Some(rules) => b.policy(rules.clone()),
-        None => b.allow_all_network().allow_lookup(),
+        None => b.allow_all_network(true).allow_ip_name_lookup(true),
     };
     b.build()
 }

@@ -444,7 +444,10 @@ impl Parser<'_> {
                         DeValue::Table(rules) => {
                             let rules = crate::policy::file::rules_in(rules, self.text, self.path)
                                 .map_err(ScenarioError::Policy)?;
-                            let builder = rules.into_iter().fold(RuleSet::builder(), |b, r| b.push(r));
+                            let mut builder = RuleSet::builder();
+                            for rule in rules {
+                                builder.push(rule);
+                            }
                             Some(builder.build())
                         }
                         _ => return Err(self.error(at, k, "must be \"allow-all\" or a table of policy rules")),

@@ -554,7 +554,7 @@ mod tests {
             let mut ready = sock.readiness();
             let _ = tokio::time::timeout(Duration::from_millis(100), ready.ready()).await;
             match sock.finish_connect() {
-                Err(crate::SocketError::Code(ErrorCode::WouldBlock)) => break sock,
+                Err(crate::error::SocketError::Code(ErrorCode::WouldBlock)) => break sock,
                 done => held.push((done.unwrap(), sock)),
             }
         };
@@ -569,7 +569,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             sock.finish_connect(),
-            Err(crate::SocketError::Code(ErrorCode::Timeout))
+            Err(crate::error::SocketError::Code(ErrorCode::Timeout))
         ));
         assert_eq!(gate.stats().denied_by[&Denial::ConnectTimeout], 1);
     }

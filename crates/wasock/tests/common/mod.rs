@@ -15,8 +15,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasock::{RunError, StoreState, WasockCtx};
@@ -27,10 +27,15 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Capacity of each captured output pipe.
 const PIPE_CAPACITY: usize = 1 << 20;
 
-/// The engine shared by every test in this binary.
+/// The engine shared by every test in this binary: epoch interruption on, for the time slices
+/// every guest here runs with, as under the CLI.
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::new(&wasock::engine_config()).expect("engine"))
+    ENGINE.get_or_init(|| {
+        let mut config = wasock::engine_config();
+        config.epoch_interruption(true);
+        Engine::new(&config).expect("engine")
+    })
 }
 
 /// A linker with all of WASI 0.2 (wasock for sockets).
@@ -72,8 +77,8 @@ pub fn guest_name(path: &str) -> &str {
 /// Sockets context allowing all network operations and lookups.
 pub fn allow_all() -> WasockCtx {
     WasockCtx::builder()
-        .allow_all_network()
-        .allow_lookup()
+        .allow_all_network(true)
+        .allow_ip_name_lookup(true)
         .build()
 }
 
@@ -84,8 +89,8 @@ pub fn allow_all_virtual() -> WasockCtx {
         .attach("guest")
         .expect("a fresh network takes a host");
     WasockCtx::builder()
-        .allow_all_network()
-        .allow_lookup()
+        .allow_all_network(true)
+        .allow_ip_name_lookup(true)
         .virtual_host(host)
         .build()
 }
@@ -151,7 +156,9 @@ pub fn spawn_env(path: &str, args: &[&str], env: &[(&str, &str)], sockets: Wasoc
     let state = StoreState::new(io.wasi.build(), sockets);
     let (linker, component) = (linker(), io.component.clone());
     io.running(async move {
-        match wasock::run_command(engine(), &linker, &component, state).await {
+        let mut store = Store::new(engine(), state);
+        wasock::time_slices(&mut store);
+        match wasock::run_command(&mut store, &linker, &component).await {
             Ok(code) => Outcome::Exit(code),
             Err(RunError::Trap(e)) => Outcome::Trap(format!("{e:?}")),
             Err(e) => Outcome::Error(format!("{e}\n{e:?}")),

@@ -1,6 +1,7 @@
 //! The decisions of a `RuleSet`, one semantic rule per test, including the address and name spellings an attacker would try.
 
-use super::super::{Action, NameBook, Policy, Protocol, Reason, RuleSet, Verdict};
+use super::super::explain::Reason;
+use super::super::{Action, NameBook, Policy, Protocol, RuleSet, Verdict};
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 
@@ -31,12 +32,11 @@ impl NameBook for Book {
 }
 
 fn set(lines: &[&str]) -> RuleSet {
-    lines
-        .iter()
-        .fold(RuleSet::builder(), |b, l| {
-            b.line(l).unwrap_or_else(|e| panic!("{e}"))
-        })
-        .build()
+    let mut b = RuleSet::builder();
+    for l in lines {
+        b.line(l).unwrap_or_else(|e| panic!("{e}"));
+    }
+    b.build()
 }
 
 fn sa(s: &str) -> SocketAddr {
@@ -678,7 +678,7 @@ fn explanations_name_rule_reason_and_overruled_rules() {
         e.to_string(),
         "connect tcp 192.0.2.1:80: deny\n  why: no rule allows it: default deny"
     );
-    let spec = super::super::parse_action("connect tcp 192.0.2.1:5432").unwrap();
+    let spec = super::super::action::parse_action("connect tcp 192.0.2.1:5432").unwrap();
     let e = s.explain(&spec.action(), &spec);
     assert_eq!(e.verdict, Verdict::Allow);
     assert_eq!(e.rule.as_deref(), Some("allow-outbound tcp://*:5432"));
@@ -687,9 +687,10 @@ fn explanations_name_rule_reason_and_overruled_rules() {
 #[test]
 fn explain_follows_via_names() {
     let s = set(&["allow-outbound tcp://api.example.com:443"]);
-    let spec = super::super::parse_action("connect tcp 192.0.2.1:443 via api.example.com").unwrap();
+    let spec = super::super::action::parse_action("connect tcp 192.0.2.1:443 via api.example.com")
+        .unwrap();
     assert_eq!(s.explain(&spec.action(), &spec).verdict, Verdict::Allow);
-    let spec = super::super::parse_action("connect tcp 192.0.2.1:443").unwrap();
+    let spec = super::super::action::parse_action("connect tcp 192.0.2.1:443").unwrap();
     assert_eq!(s.explain(&spec.action(), &spec).verdict, Verdict::Deny);
 }
 
@@ -715,11 +716,11 @@ fn a_set_prints_grouped_normalized_and_deduplicated() {
          deny-resolve *.evil.example\n"
     );
     assert_eq!(s.rules().len(), 6);
-    let again = s
-        .to_string()
-        .lines()
-        .fold(RuleSet::builder(), |b, l| b.line(l).unwrap())
-        .build();
+    let mut again = RuleSet::builder();
+    for l in s.to_string().lines() {
+        again.line(l).unwrap();
+    }
+    let again = again.build();
     assert_eq!(again.to_string(), s.to_string());
     let e = RuleSet::builder()
         .rule("allow-outbond", "tcp://x:1")
