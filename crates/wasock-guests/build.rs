@@ -34,6 +34,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("STD_SLEEPER", "std-sleeper"),
     ("STD_SPIN", "std-spin"),
     ("STD_UDP_PING", "std-udp-ping"),
+    ("STD_LOOPBACK_BENCH", "std-loopback-bench"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

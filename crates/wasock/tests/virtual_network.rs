@@ -128,3 +128,15 @@ async fn another_hosts_loopback_is_out_of_reach() {
     // The server is still waiting for a client: end it by connecting from its own host.
     drop(server);
 }
+
+/// The loopback benchmark guest (bulk and round trips, both ends in one guest) completes on
+/// both backends; `BENCHMARKS.md` has its figures from release builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loopback_benchmark_runs_on_both_backends() {
+    for sockets in [common::allow_all(), allow_all_virtual()] {
+        let r = run(wasock_guests::STD_LOOPBACK_BENCH, &["1", "200"], sockets).await;
+        r.assert_exit_zero();
+        assert!(r.stdout.contains("bulk: 1 MB in "), "{r}");
+        assert!(r.stdout.contains("round trips: 200 in "), "{r}");
+    }
+}
