@@ -19,10 +19,25 @@ allow-inbound  = ["tcp://127.0.0.1:* from 127.0.0.1", "udp://127.0.0.1:* from 12
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attacks_get_the_policys_answer() {
+    attacks(None).await;
+}
+
+/// The same attempts get the same answers on the virtual network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_get_the_policys_answer_on_the_virtual_network() {
+    let host = wasock::VirtualNetwork::new().attach("guest").unwrap();
+    attacks(Some(host)).await;
+}
+
+async fn attacks(on: Option<wasock::VirtualHost>) {
     let rules = RuleSet::from_toml(POLICY, "policy_attacks.rs").expect("the test policy parses");
     let denials = Arc::new(Mutex::new(Vec::new()));
     let seen = denials.clone();
-    let ctx = WasockCtx::builder()
+    let mut builder = WasockCtx::builder();
+    if let Some(host) = on {
+        builder.virtual_host(host);
+    }
+    let ctx = builder
         .policy(rules)
         .audit(move |e: &AuditEvent<'_>| {
             if e.verdict == AuditVerdict::Deny {

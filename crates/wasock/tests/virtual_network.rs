@@ -140,3 +140,52 @@ async fn the_loopback_benchmark_runs_on_both_backends() {
         assert!(r.stdout.contains("round trips: 200 in "), "{r}");
     }
 }
+
+/// The limits hold on the virtual network as on the OS's: the socket limit at creation and
+/// accept, the lookup limit, and the connect timeout against a full listener queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_hold_as_on_the_os() {
+    use wasock::limits::{Denial, Limits};
+    let cases: [(&[&str], Limits, Denial); 3] = [
+        (
+            &["sockets", "6"],
+            Limits {
+                max_sockets: Some(6),
+                ..Limits::default()
+            },
+            Denial::SocketLimit,
+        ),
+        (
+            &["lookups"],
+            Limits {
+                max_lookups: 0,
+                ..Limits::default()
+            },
+            Denial::LookupLimit,
+        ),
+        (
+            &["connect-timeout"],
+            Limits {
+                connect_timeout: Some(Duration::from_millis(300)),
+                ..Limits::default()
+            },
+            Denial::ConnectTimeout,
+        ),
+    ];
+    for (args, limits, denial) in cases {
+        let host = VirtualNetwork::new().attach("guest").unwrap();
+        let sockets = WasockCtx::builder()
+            .allow_all_network(true)
+            .allow_ip_name_lookup(true)
+            .limits(limits)
+            .virtual_host(host)
+            .build();
+        let counters = sockets.counters();
+        run(wasock_guests::RAW_LIMITS, args, sockets)
+            .await
+            .assert_passed();
+        let stats = counters.stats();
+        assert!(stats.denied_by[&denial] >= 1, "{args:?}: {stats:?}");
+        assert_eq!(stats.sockets_open, 0, "{args:?}: {stats:?}");
+    }
+}
