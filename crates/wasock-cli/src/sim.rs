@@ -65,6 +65,12 @@ pub(crate) fn sim(args: SimArgs) -> ExitCode {
         Err(e) => return crate::fail(&e.to_string()),
     };
     let default_seed = scenario.seed();
+    // A trace file that cannot be written is reported before anything runs.
+    let file = args.trace.as_deref().filter(|p| *p != Path::new("-"));
+    if let Some((path, Err(e))) = file.map(|p| (p, std::fs::File::create(p))) {
+        let path = path.display();
+        return crate::fail(&format!("cannot write the trace to {path}: {e}"));
+    }
     let sim = match Simulation::new(scenario) {
         Ok(s) => s,
         Err(e) => return crate::fail(&e.to_string()),
