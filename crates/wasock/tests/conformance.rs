@@ -3,24 +3,31 @@
 
 mod common;
 
-use common::{allow_all, run};
+use common::{allow_all, on_both_backends, run};
+
+/// Runs `guest` on the OS's sockets and on a virtual network: the same checks pass on both.
+async fn on_both(guest: &str) {
+    for (backend, sockets, localhost) in on_both_backends() {
+        println!("{backend}:");
+        run(guest, &[], sockets)
+            .await
+            .assert_passed_count_with(localhost);
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_tcp() {
-    let r = run(wasock_guests::RAW_TCP, &[], allow_all()).await;
-    r.assert_passed_count();
+    on_both(wasock_guests::RAW_TCP).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_udp() {
-    let r = run(wasock_guests::RAW_UDP, &[], allow_all()).await;
-    r.assert_passed_count();
+    on_both(wasock_guests::RAW_UDP).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_lookup() {
-    let r = run(wasock_guests::RAW_LOOKUP, &[], allow_all()).await;
-    r.assert_passed_count();
+    on_both(wasock_guests::RAW_LOOKUP).await;
 }
 
 /// "Calling `send` with more datagrams than [check-send] has permitted will trap."
@@ -63,28 +70,4 @@ async fn network_is_denied_by_default() {
         r.stderr.contains("access-denied"),
         "expected an access-denied failure\n{r}"
     );
-}
-
-/// The same raw guests on the virtual network: the same checks pass, with no OS socket.
-mod on_the_virtual_network {
-    use super::common::{allow_all_virtual, run};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn raw_tcp() {
-        let r = run(wasock_guests::RAW_TCP, &[], allow_all_virtual()).await;
-        r.assert_passed_count();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn raw_udp() {
-        let r = run(wasock_guests::RAW_UDP, &[], allow_all_virtual()).await;
-        r.assert_passed_count();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn raw_lookup() {
-        let r = run(wasock_guests::RAW_LOOKUP, &[], allow_all_virtual()).await;
-        // The virtual network's `localhost` is 127.0.0.1 and ::1.
-        r.assert_passed_count_with((1, 1));
-    }
 }

@@ -67,30 +67,32 @@ async fn echo_server_and_client() {
     );
 }
 
+/// Runs `guest` with `args` on the OS's sockets and on a virtual network.
+async fn on_both(guest: &str, args: &[&str]) {
+    for (backend, sockets, localhost) in common::on_both_backends() {
+        println!("{backend}:");
+        run(guest, args, sockets)
+            .await
+            .assert_passed_count_with(localhost);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_echo() {
-    run(wasock_guests::STD_UDP_ECHO, &[], allow_all())
-        .await
-        .assert_passed_count();
+    on_both(wasock_guests::STD_UDP_ECHO, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_connections() {
-    run(wasock_guests::STD_MANY, &["50"], allow_all())
-        .await
-        .assert_passed_count();
+    on_both(wasock_guests::STD_MANY, &["50"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn localhost_lookup() {
-    run(wasock_guests::STD_LOCALHOST, &[], allow_all())
-        .await
-        .assert_passed_count();
+    on_both(wasock_guests::STD_LOCALHOST, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_loopback() {
-    run(wasock_guests::STD_IPV6, &[], allow_all())
-        .await
-        .assert_passed_count();
+    on_both(wasock_guests::STD_IPV6, &[]).await;
 }

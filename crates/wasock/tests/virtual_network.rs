@@ -1,5 +1,6 @@
-//! Guests on the virtual network: the programs of the other tests, unchanged, with no OS socket;
-//! and two components on two hosts of one network finding each other by name.
+//! Guests on the virtual network, with no OS socket (the conformance and std guests run on both
+//! backends in their own tests): drop order, limits, two components on two hosts of one
+//! network finding each other by name, the loopback benchmark.
 
 mod common;
 
@@ -15,35 +16,6 @@ fn on(host: VirtualHost) -> WasockCtx {
         .allow_ip_name_lookup(true)
         .virtual_host(host)
         .build()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn udp_echo() {
-    run(wasock_guests::STD_UDP_ECHO, &[], allow_all_virtual())
-        .await
-        .assert_passed_count();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_connections() {
-    run(wasock_guests::STD_MANY, &["50"], allow_all_virtual())
-        .await
-        .assert_passed_count();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn localhost_lookup() {
-    // The virtual network's `localhost` is 127.0.0.1 and ::1.
-    run(wasock_guests::STD_LOCALHOST, &[], allow_all_virtual())
-        .await
-        .assert_passed_count_with((1, 1));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ipv6_loopback() {
-    run(wasock_guests::STD_IPV6, &[], allow_all_virtual())
-        .await
-        .assert_passed_count();
 }
 
 /// Every drop order `wasi:io` allows, and nothing left open after.

@@ -95,6 +95,16 @@ pub fn allow_all_virtual() -> WasockCtx {
         .build()
 }
 
+/// An allow-all context on each backend, with how many IPv4 and IPv6 addresses `localhost`
+/// has there: the OS's (this machine's hosts file decides), then a fresh virtual network's
+/// (127.0.0.1 and ::1).
+pub fn on_both_backends() -> [(&'static str, WasockCtx, (u32, u32)); 2] {
+    [
+        ("os", allow_all(), localhost_addresses()),
+        ("virtual", allow_all_virtual(), (1, 1)),
+    ]
+}
+
 /// A guest running in its own store on a tokio task.
 pub struct Running {
     pub name: String,
