@@ -150,6 +150,8 @@ pub(crate) async fn run(args: RunArgs) -> ExitCode {
             root(&e)
         )),
         Err(RunError::Instantiate(e)) => fail(&format!("cannot start {path:?}: {}", chain(&e))),
+        // A kind of failure a later wasock adds: its own words.
+        Err(e) => fail(&format!("cannot run {path:?}: {e}")),
     }
 }
 

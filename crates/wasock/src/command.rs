@@ -126,8 +126,9 @@ impl WasockView for StoreState {
     }
 }
 
-/// Why a command did not run to an exit code.
+/// Why a command did not run to an exit code (a later release may add kinds).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum RunError {
     /// The component could not be instantiated: an import missing or of another type, or a
     /// host resource refused.

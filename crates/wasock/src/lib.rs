@@ -82,7 +82,8 @@
 //! # Your own policy
 //!
 //! Any [`Policy`](policy::Policy) decides every [`Action`](policy::Action); it runs on the
-//! guest's path, so it must be cheap and must not block.
+//! guest's path, so it must be cheap and must not block. `Action` may gain operations in a
+//! later release (it is `#[non_exhaustive]`): deny what you do not know.
 //!
 //! ```
 //! use wasock::WasockCtx;
@@ -99,6 +100,8 @@
 //!             Action::Accept { peer, .. } | Action::Receive { peer, .. } => peer.ip().is_loopback(),
 //!             Action::Connect { remote, .. } | Action::Send { remote } => remote.ip().is_loopback(),
 //!             Action::Resolve { .. } => false,
+//!             // An operation a later wasock adds: denied until this policy knows it.
+//!             _ => false,
 //!         };
 //!         match loopback {
 //!             true => Decision::allow(Some("loopback only".into())),

@@ -35,8 +35,10 @@ pub enum Source {
     Line,
 }
 
-/// What was expected and not found. Each variant names one rule of the syntax.
+/// What was expected and not found. Each variant names one rule of the syntax; a later release
+/// may add variants.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Problem {
     /// Not one of the six kinds.
     UnknownKind,

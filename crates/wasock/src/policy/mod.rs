@@ -53,9 +53,11 @@ impl fmt::Display for Protocol {
 }
 
 /// One guest operation, as the policy sees it. `local` is the socket's own address, `remote`
-/// and `peer` the other end's.
+/// and `peer` the other end's. A later release may add operations: a policy denies those it
+/// does not know.
 #[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action<'a> {
     /// `create-tcp-socket` / `create-udp-socket`.
     Create { proto: Protocol },
