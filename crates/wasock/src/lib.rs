@@ -258,8 +258,8 @@ mod udp;
 mod wit;
 
 pub use backend::{
-    LinkFaults, ResolveError, ResolveFuture, Resolver, SystemResolver, VirtualHost, VirtualNetwork,
-    VirtualNetworkError,
+    Fault, LinkFaults, ResolveError, ResolveFuture, Resolver, SystemResolver, VirtualHost,
+    VirtualNetwork, VirtualNetworkError,
 };
 pub use command::{RunError, StoreState, TIME_SLICE, engine_config, run_command, time_slices};
 pub use ctx::{WasockCtx, WasockCtxBuilder, WasockCtxView, WasockView};

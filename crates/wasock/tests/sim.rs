@@ -139,6 +139,13 @@ fn seeds_decide_what_a_lossy_path_loses() {
         "different seeds lose different datagrams"
     );
     assert_eq!(traces[2], sim.run(2).unwrap().trace, "and each replays");
+    assert!(
+        traces
+            .iter()
+            .flatten()
+            .any(|l| l.contains(r#""event":"lost""#) && l.contains(r#""to":"10.0.0.1:9000""#)),
+        "the trace names each lost datagram"
+    );
     let clean = run(&lossy(0.0), 9);
     assert_eq!(clean.exit_code, 0, "{:?}", clean.failure);
     assert!(printed(&clean, "ping").contains(&"all 20 pings answered".to_string()));

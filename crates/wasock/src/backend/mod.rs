@@ -12,7 +12,7 @@ mod virt;
 
 pub use resolve::{ResolveError, ResolveFuture, Resolver, SystemResolver};
 pub(crate) use socket::{Datagram, Listener, Net, NetResult, Opts, RawSocket, Stream};
-pub use virt::{LinkFaults, VirtualHost, VirtualNetwork, VirtualNetworkError};
+pub use virt::{Fault, LinkFaults, VirtualHost, VirtualNetwork, VirtualNetworkError};
 
 /// An instance's backend: where its sockets live and how its allowed lookups are answered.
 pub(crate) struct Backend {

@@ -147,6 +147,7 @@ impl Simulation {
         let start = tokio::time::Instant::now();
         let trace = Trace::new(start);
         let net = VirtualNetwork::seeded(seed);
+        net.observe(trace.fault_observer());
         let sc = &self.scenario;
         let hosts: Vec<_> = (sc.components.iter())
             .map(|c| {

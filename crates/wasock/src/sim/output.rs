@@ -125,6 +125,21 @@ impl Trace {
         self.push(record);
     }
 
+    /// What the network's faults did to datagrams, into the trace.
+    pub(crate) fn fault_observer(
+        &self,
+    ) -> impl Fn(crate::Fault, std::net::SocketAddr, std::net::SocketAddr, usize) + use<> {
+        let trace = self.clone();
+        move |fault, from, to, bytes| {
+            trace.push(json!({
+                "event": fault.name(),
+                "from": from.to_string(),
+                "to": to.to_string(),
+                "bytes": bytes,
+            }))
+        }
+    }
+
     /// An audit sink writing every socket decision into the trace.
     pub(crate) fn audit_sink(&self) -> impl AuditSink + use<> {
         let trace = self.clone();

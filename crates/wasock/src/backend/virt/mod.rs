@@ -230,6 +230,15 @@ impl VirtualNetwork {
         self.world().lookups_failing = failing;
     }
 
+    /// Has `observer` told of every datagram a fault loses or duplicates, as it happens
+    /// (replacing an earlier observer); a simulation writes these into its trace.
+    pub fn observe(
+        &self,
+        observer: impl Fn(Fault, SocketAddr, SocketAddr, usize) + Send + Sync + 'static,
+    ) {
+        self.world().observer = Some(Box::new(observer));
+    }
+
     /// Makes the directory answer `name` with `addrs` (replacing an earlier answer).
     pub fn add_name(
         &self,
@@ -242,6 +251,32 @@ impl VirtualNetwork {
         Ok(())
     }
 }
+
+/// What a path did to a datagram, as [`VirtualNetwork::observe`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Lost to the path's loss rate.
+    Lost,
+    /// Lost to a cut path.
+    Cut,
+    /// Delivered twice.
+    Duplicated,
+}
+
+impl Fault {
+    /// `lost`, `cut` or `duplicated`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Lost => "lost",
+            Fault::Cut => "cut",
+            Fault::Duplicated => "duplicated",
+        }
+    }
+}
+
+/// A callback told of each datagram a fault touched: the fault, sender, receiver and size.
+type Observer = Box<dyn Fn(Fault, SocketAddr, SocketAddr, usize) + Send + Sync>;
 
 /// One host of a [`VirtualNetwork`]: the place an instance's sockets live. Cheap to clone.
 #[derive(Clone)]
@@ -359,6 +394,7 @@ pub(super) struct World {
     default_faults: LinkFaults,
     lookups_failing: bool,
     rng: StdRng,
+    observer: Option<Observer>,
 }
 
 impl Default for World {
@@ -374,6 +410,7 @@ impl Default for World {
             default_faults: LinkFaults::default(),
             lookups_failing: false,
             rng: StdRng::seed_from_u64(0),
+            observer: None,
         }
     }
 }
@@ -427,6 +464,13 @@ impl World {
                 .link_faults
                 .get(&Self::path_key(a, b))
                 .unwrap_or(&self.default_faults),
+        }
+    }
+
+    /// Tells the observer, if any, what a fault did to a datagram.
+    pub(super) fn observe(&self, fault: Fault, from: SocketAddr, to: SocketAddr, len: usize) {
+        if let Some(observer) = &self.observer {
+            observer(fault, from, to, len);
         }
     }
 

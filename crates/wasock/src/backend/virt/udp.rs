@@ -164,10 +164,25 @@ impl VDatagram {
             // The path's faults, each drawn in send order from the network's generator.
             let faults = w.faults(self.host.id, target);
             let cut = w.path(self.host.id, target).is_some_and(|p| p.is_cut());
-            if cut || w.chance(faults.loss) {
+            let lost = cut || w.chance(faults.loss);
+            let copies = if lost {
+                0
+            } else if w.chance(faults.duplicate) {
+                2
+            } else {
+                1
+            };
+            if copies != 1 {
+                let fault = match (cut, copies) {
+                    (true, _) => super::Fault::Cut,
+                    (false, 0) => super::Fault::Lost,
+                    _ => super::Fault::Duplicated,
+                };
+                w.observe(fault, from, to, data.len());
+            }
+            if lost {
                 continue;
             }
-            let copies = if w.chance(faults.duplicate) { 2 } else { 1 };
             let jitters: Vec<Duration> = (0..copies).map(|_| w.jitter(faults.jitter)).collect();
             let path = w.path(self.host.id, target);
             let dir = super::World::direction(self.host.id, target);
