@@ -373,3 +373,42 @@ fn scenario_mistakes_name_their_line_and_key() {
         "{err}"
     );
 }
+
+/// A scenario's `[names]` join the directory, and a component gets its `args` and `env`.
+#[test]
+fn names_args_and_env_reach_the_components() {
+    let r = run(
+        r#"
+[[component]]
+name = "server"
+wasm = "std-echo-server.wasm"
+args = ["0.0.0.0:7000", "1"]
+role = "service"
+policy = { allow-inbound = ["tcp://*:7000"] }
+
+[[component]]
+name = "client"
+wasm = "std-retry-client.wasm"
+args = ["db.internal:7000", "by an added name"]
+policy = { allow-outbound = ["tcp://db.internal:7000"], allow-resolve = ["db.internal"] }
+
+[[component]]
+name = "cli"
+wasm = "std-cli.wasm"
+args = ["one", "0"]
+env = { GREETING = "hello from the scenario" }
+
+[names]
+"db.internal" = ["10.0.0.1"]
+"#,
+        0,
+    );
+    assert_eq!(r.exit_code, 0, "{:?}\n{:#?}", r.failure, r.output);
+    assert!(printed(&r, "client").contains(&"echoed: by an added name".to_string()));
+    let cli = printed(&r, "cli");
+    assert!(cli.contains(&"args: one 0".to_string()), "{cli:?}");
+    assert!(
+        cli.contains(&"GREETING=hello from the scenario".to_string()),
+        "{cli:?}"
+    );
+}
