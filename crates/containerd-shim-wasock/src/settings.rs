@@ -1,14 +1,16 @@
 //! What a container's OCI annotations ask of wasock: its policy (inline, or a file in the
-//! image), the two allow-everything switches, the policy mode, and whether its audit trail and
-//! exit-time stats go to the container's stderr.
+//! image), the two allow-everything switches, the policy mode, its limits, and whether its
+//! audit trail and exit-time stats go to the container's stderr.
 //!
-//! Every annotation under [`PREFIX`] must be one of [`KEYS`]: a misspelt key is an error, never
-//! a setting silently dropped. Networking stays denied unless a rule or switch allows it.
+//! Every annotation under [`PREFIX`] must be one of [`KEYS`] or a limit (`wasock/` and a name
+//! of `wasock::limits::LIMIT_NAMES`, as `wasock run`'s flags): a misspelt key is an error,
+//! never a setting silently dropped. Networking stays denied unless a rule or switch allows it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use wasock::WasockCtxBuilder;
 use wasock::audit::PolicyMode;
+use wasock::limits::{LIMIT_NAMES, LimitError, Limits};
 use wasock::policy::{ParseError, RuleSet};
 
 /// The prefix of wasock's annotations (a Kubernetes annotation prefix, and the glob
@@ -29,9 +31,11 @@ pub(crate) const POLICY_MODE: &str = "wasock/policy-mode";
 pub(crate) const AUDIT: &str = "wasock/audit";
 /// `true`: the instance's socket counters on the container's stderr when the guest exits.
 pub(crate) const STATS: &str = "wasock/stats";
+/// `true`: no socket limit (beyond the host's file descriptors).
+pub(crate) const UNLIMITED_SOCKETS: &str = "wasock/unlimited-sockets";
 
-/// Every annotation key the shim reads.
-pub(crate) const KEYS: [&str; 7] = [
+/// Every annotation key the shim reads, but the limits'.
+pub(crate) const KEYS: [&str; 8] = [
     POLICY,
     POLICY_FILE,
     ALLOW_ALL_NETWORK,
@@ -39,6 +43,7 @@ pub(crate) const KEYS: [&str; 7] = [
     POLICY_MODE,
     AUDIT,
     STATS,
+    UNLIMITED_SOCKETS,
 ];
 
 /// A container's annotations, by key.
@@ -52,6 +57,7 @@ pub(crate) struct Settings {
     pub(crate) allow_all_network: bool,
     pub(crate) allow_lookup: bool,
     pub(crate) audit_mode: bool,
+    pub(crate) limits: Limits,
     /// Audit JSON lines to stderr.
     pub(crate) audit: bool,
     /// Exit-time stats to stderr.
@@ -67,6 +73,8 @@ pub(crate) enum SettingsError {
     NotASwitch { key: &'static str, value: String },
     /// `wasock/policy-mode` neither `enforce` nor `audit`.
     NotAMode(String),
+    /// A limit's value refused (the key names the limit).
+    Limit { key: String, error: LimitError },
     /// The policy file named by `wasock/policy-file` cannot be read.
     PolicyFile { path: String, error: std::io::Error },
     /// A rule or the TOML of a policy is wrong: the parse error names the annotation or file,
@@ -79,8 +87,10 @@ impl fmt::Display for SettingsError {
         match self {
             SettingsError::UnknownKey(key) => write!(
                 f,
-                "annotation {key:?}: not a wasock annotation (expected one of {})",
-                KEYS.join(", ")
+                "annotation {key:?}: not a wasock annotation (expected one of {}, or \
+                 wasock/ and a limit: {})",
+                KEYS.join(", "),
+                LIMIT_NAMES.join(", ")
             ),
             SettingsError::NotASwitch { key, value } => {
                 write!(f, "annotation {key}: expected true or false, got {value:?}")
@@ -89,6 +99,7 @@ impl fmt::Display for SettingsError {
                 f,
                 "annotation {POLICY_MODE}: expected enforce or audit, got {value:?}"
             ),
+            SettingsError::Limit { key, error } => write!(f, "annotation {key}: {error}"),
             SettingsError::PolicyFile { path, error } => write!(
                 f,
                 "annotation {POLICY_FILE}: cannot read the policy file {path:?} in the image: \
@@ -109,10 +120,19 @@ impl Settings {
         annotations: &Annotations,
         read: impl Fn(&str) -> std::io::Result<String>,
     ) -> Result<Settings, SettingsError> {
-        if let Some(key) =
-            (annotations.keys()).find(|k| k.starts_with(PREFIX) && !KEYS.contains(&k.as_str()))
-        {
-            return Err(SettingsError::UnknownKey(key.clone()));
+        let mut limits = Limits::default();
+        for (key, value) in annotations {
+            let Some(name) = key.strip_prefix(PREFIX) else {
+                continue;
+            };
+            if LIMIT_NAMES.contains(&name) {
+                (limits.set(name, value.trim())).map_err(|error| SettingsError::Limit {
+                    key: key.clone(),
+                    error,
+                })?;
+            } else if !KEYS.contains(&key.as_str()) {
+                return Err(SettingsError::UnknownKey(key.clone()));
+            }
         }
         let switch = |key: &'static str| match annotations.get(key).map(|v| v.trim()) {
             None | Some("false") => Ok(false),
@@ -147,8 +167,12 @@ impl Settings {
                 Some(b.build())
             }
         };
+        if switch(UNLIMITED_SOCKETS)? {
+            limits.max_sockets = None;
+        }
         Ok(Settings {
             rules,
+            limits,
             allow_all_network: switch(ALLOW_ALL_NETWORK)?,
             allow_lookup: switch(ALLOW_LOOKUP)?,
             audit_mode,
@@ -173,7 +197,7 @@ impl Settings {
         if self.audit_mode {
             b = b.policy_mode(PolicyMode::Audit);
         }
-        b
+        b.limits(self.limits)
     }
 }
 
@@ -261,6 +285,39 @@ mod tests {
         assert!(
             e.starts_with("annotation wasock/policy-file: cannot read the policy file"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn limits_are_read_as_wasock_run_s_flags() {
+        let s = Settings::from_annotations(
+            &annotations(&[
+                ("wasock/max-sockets", "8"),
+                ("wasock/connect-timeout", "2.5"),
+                ("wasock/bandwidth-out", "1000"),
+            ]),
+            no_file,
+        )
+        .unwrap();
+        assert_eq!(s.limits.max_sockets, Some(8));
+        assert_eq!(
+            s.limits.connect_timeout,
+            Some(std::time::Duration::from_millis(2500))
+        );
+        assert_eq!(s.limits.bandwidth_out, Some(1000));
+        let s = Settings::from_annotations(
+            &annotations(&[("wasock/unlimited-sockets", "true")]),
+            no_file,
+        )
+        .unwrap();
+        assert_eq!(s.limits.max_sockets, None);
+        assert_eq!(
+            error(&[("wasock/max-sockets", "-1")]),
+            "annotation wasock/max-sockets: must not be negative, got \"-1\""
+        );
+        assert_eq!(
+            error(&[("wasock/write-buffer", "0")]),
+            "annotation wasock/write-buffer: must be at least 1 byte, got \"0\""
         );
     }
 

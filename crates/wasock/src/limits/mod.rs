@@ -4,9 +4,11 @@
 
 mod bandwidth;
 mod meter;
+mod text;
 
 pub(crate) use bandwidth::{Bandwidth, Way};
 pub(crate) use meter::{Accounting, LookupSlot, Meter, SocketMeter, SocketSlot};
+pub use text::{LIMIT_NAMES, LimitError};
 
 use crate::policy::Protocol;
 use std::collections::BTreeMap;
