@@ -167,6 +167,14 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        // Containers a failed test left running (the server's): killed and deleted through
+        // containerd, which ends their shims.
+        let tasks = self.ctr(&["tasks", "ls", "-q"]);
+        for id in String::from_utf8_lossy(&tasks.stdout).split_whitespace() {
+            let _ = self.ctr(&["tasks", "kill", "-s", "SIGKILL", id]);
+            let _ = self.ctr(&["tasks", "delete", "-f", id]);
+            let _ = self.ctr(&["containers", "delete", id]);
+        }
         // SIGTERM to our containerd's pid: it stops its plugins and exits.
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
