@@ -32,8 +32,9 @@ impl Shim for WasockShim {
     }
 }
 
+/// Rule: the annotations are read before runwasi's library forks anything, so that every
+/// container process inherits them.
 fn main() {
-    // Before anything forks: every container process inherits what is read here.
     if let Ok(dir) = std::env::current_dir() {
         bundle::remember(&dir);
     }

@@ -164,6 +164,7 @@ fn is_core_module(bytes: &[u8]) -> bool {
     bytes.get(..8) == Some(b"\0asm\x01\0\0\0")
 }
 
+/// Wasmtime's refusal of `what`, as the innermost cause's first line.
 fn wasmtime_error(what: &'static str, e: &wasmtime::Error) -> StartError {
     StartError::Wasmtime {
         what,

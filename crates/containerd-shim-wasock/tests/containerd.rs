@@ -49,6 +49,7 @@ struct Containerd {
 }
 
 impl Containerd {
+    /// Starts containerd with a private root, state and sockets, and waits until it answers.
     fn start() -> Containerd {
         let dir = std::env::temp_dir().join(format!("wasock-containerd-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -104,10 +105,12 @@ impl Containerd {
         containerd
     }
 
+    /// containerd's own log (the shims' logs included).
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
     }
 
+    /// `ctr` on our containerd's socket and namespace.
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new("ctr");
         c.arg("--address")
@@ -119,6 +122,7 @@ impl Containerd {
         c
     }
 
+    /// `ctr ARGS`, run to its end.
     fn ctr(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run ctr")
     }
@@ -291,6 +295,7 @@ fn oci_image(name: &str, layers: &[(&str, Vec<u8>)], entrypoint: &str) -> Vec<u8
     tar(&entries)
 }
 
+/// A finished command's exit code, stdout and stderr, for assertion messages.
 fn text(o: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}--- stderr\n{}",
