@@ -21,7 +21,7 @@ bash scripts/setup.sh
 if built_before; then
     estimate="already built once: seconds"
 else
-    estimate="the first build compiles Wasmtime, Cranelift and the containerd shim's dependencies: about 12 minutes on 2 cores, less on more"
+    estimate="the first build compiles Wasmtime, Cranelift and the containerd shim's dependencies: about 14 minutes on 2 cores, less on more"
 fi
 # The containerd shim is built with the CLI: built together they share the features of their
 # dependencies with the tests' build, so that the tests compile no Wasmtime crate again.
