@@ -44,7 +44,7 @@ stage "unit tests" "cargo test --workspace --lib --bins" "seconds"
 cargo test --workspace --lib --bins
 
 stage "integration and conformance tests" \
-    "cargo test --workspace --test '*': the guests under wasock, policy, limits, the CLI, the demo" \
+    "cargo test --workspace --test '*': guests under wasock, policy, limits, CLI, demo, containerd shim" \
     "about 1 to 2 minutes"
 cargo test --workspace --test '*'
 

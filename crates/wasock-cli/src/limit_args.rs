@@ -1,16 +1,12 @@
 //! `wasock run`'s limit flags: each sets one field of `wasock::limits::Limits`; unset ones keep
 //! the library's defaults.
 //!
-//! The values are parsed here rather than by clap, so that a bad one is one line naming the flag
-//! and quoting the value. Whole numbers past their type's range saturate to its largest value;
-//! seconds past `wasock::limits::FOREVER` (about 100 years, `inf` included) saturate to it, which
-//! is to say never; NaN, negatives, an empty value and anything not decimal are errors.
+//! The values are read by `Limits::set` rather than by clap, so that a bad one is one line
+//! naming the flag and quoting the value (whole numbers past their type's range saturate to its
+//! largest value; seconds past `wasock::limits::FOREVER`, `inf` included, saturate to it).
 
 use clap::Args;
-use std::num::IntErrorKind;
-use std::str::FromStr;
-use std::time::Duration;
-use wasock::limits::{FOREVER, Limits, MAX_WRITE_BUFFER};
+use wasock::limits::Limits;
 
 #[derive(Args)]
 #[command(next_help_heading = "Limits (per instance)")]
@@ -54,105 +50,33 @@ impl LimitArgs {
     /// The limits, or a one-line error naming the flag and quoting its value.
     pub(crate) fn limits(&self) -> Result<Limits, String> {
         let mut l = Limits::default();
-        if let Some(text) = &self.max_sockets {
-            l.max_sockets = Some(count("--max-sockets", text)?);
+        for (name, text) in [
+            ("max-sockets", &self.max_sockets),
+            ("max-lookups", &self.max_lookups),
+            ("lookup-timeout", &self.lookup_timeout),
+            ("connect-timeout", &self.connect_timeout),
+            ("write-buffer", &self.write_buffer),
+            ("max-backlog", &self.max_backlog),
+            ("bandwidth-in", &self.bandwidth_in),
+            ("bandwidth-out", &self.bandwidth_out),
+        ] {
+            if let Some(text) = text {
+                l.set(name, text).map_err(|e| format!("--{name}: {e}"))?;
+            }
         }
         if self.unlimited_sockets {
             l.max_sockets = None;
         }
-        if let Some(text) = &self.max_lookups {
-            l.max_lookups = count("--max-lookups", text)?;
-        }
-        if let Some(text) = &self.lookup_timeout {
-            l.lookup_timeout = seconds("--lookup-timeout", text)?;
-        }
-        if let Some(text) = &self.connect_timeout {
-            let timeout = seconds("--connect-timeout", text)?;
-            l.connect_timeout = (!is_zero(text)).then_some(timeout);
-        }
-        if let Some(text) = &self.write_buffer {
-            l.write_buffer =
-                at_least_one::<usize>("--write-buffer", text, "byte")?.min(MAX_WRITE_BUFFER);
-        }
-        if let Some(text) = &self.max_backlog {
-            l.max_backlog = count::<u32>("--max-backlog", text)?.max(1);
-        }
-        for (flag, text, field) in [
-            ("--bandwidth-in", &self.bandwidth_in, &mut l.bandwidth_in),
-            ("--bandwidth-out", &self.bandwidth_out, &mut l.bandwidth_out),
-        ] {
-            if let Some(text) = text {
-                *field = Some(at_least_one(flag, text, "byte per second")?);
-            }
-        }
         Ok(l)
     }
-}
-
-/// An unsigned integer type a count flag parses into.
-trait Count: FromStr<Err = std::num::ParseIntError> + Copy + PartialEq + Default {
-    const MAX: Self;
-}
-
-impl Count for u32 {
-    const MAX: Self = u32::MAX;
-}
-
-impl Count for u64 {
-    const MAX: Self = u64::MAX;
-}
-
-impl Count for usize {
-    const MAX: Self = usize::MAX;
-}
-
-/// Rule: a count is decimal digits; one past its type's range saturates to the largest value.
-fn count<T: Count>(flag: &str, text: &str) -> Result<T, String> {
-    match text.parse::<T>() {
-        Ok(n) => Ok(n),
-        Err(e) if *e.kind() == IntErrorKind::PosOverflow => Ok(T::MAX),
-        Err(_) if text.starts_with('-') => {
-            Err(format!("{flag}: must not be negative, got {text:?}"))
-        }
-        Err(_) => Err(format!("{flag}: expected a whole number, got {text:?}")),
-    }
-}
-
-/// Rule: a count that must be at least 1 (`unit` names what it counts, for the error).
-fn at_least_one<T: Count>(flag: &str, text: &str, unit: &str) -> Result<T, String> {
-    let n = count(flag, text)?;
-    if n == T::default() {
-        return Err(format!("{flag}: must be at least 1 {unit}, got {text:?}"));
-    }
-    Ok(n)
-}
-
-/// Rule: seconds are a decimal number, 0 or more; `inf` and anything past `FOREVER` saturate
-/// to `FOREVER`.
-fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .ok()
-        .filter(|s: &f64| !s.is_nan())
-        .ok_or_else(|| format!("{flag}: expected a number of seconds, got {text:?}"))?;
-    if secs < 0.0 {
-        return Err(format!(
-            "{flag}: expected a number of seconds, 0 or more, got {text:?}"
-        ));
-    }
-    Ok(Duration::try_from_secs_f64(secs).map_or(FOREVER, |d| d.min(FOREVER)))
-}
-
-/// Whether a number of seconds already accepted by [`seconds`] is exactly zero (a tiny positive
-/// value rounds to a zero `Duration` but is not "0").
-fn is_zero(text: &str) -> bool {
-    text.parse::<f64>().is_ok_and(|s| s == 0.0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::time::Duration;
+    use wasock::limits::{FOREVER, MAX_WRITE_BUFFER};
 
     #[derive(Parser)]
     struct Cli {

@@ -287,46 +287,8 @@ fn audit_sink(path: &Path) -> Result<Arc<dyn AuditSink>, String> {
 
 /// `--stats`: one line a counter group, then the busiest sockets, on stderr.
 fn print_stats(counters: &wasock::limits::Counters) {
-    let s = counters.stats();
-    eprintln!(
-        "wasock: stats: sockets created {} (peak {} open at once, {} still open)",
-        s.sockets_created, s.sockets_peak, s.sockets_open
-    );
-    eprintln!(
-        "wasock: stats: bytes in {} out {} (tcp and udp payloads)",
-        s.bytes_in, s.bytes_out
-    );
-    eprintln!(
-        "wasock: stats: udp datagrams in {} out {}",
-        s.datagrams_in, s.datagrams_out
-    );
-    let reasons: Vec<String> = s
-        .denied_by
-        .iter()
-        .map(|(why, n)| format!("{why} {n}"))
-        .collect();
-    match reasons.is_empty() {
-        true => eprintln!("wasock: stats: operations denied 0"),
-        false => eprintln!(
-            "wasock: stats: operations denied {} ({})",
-            s.denials,
-            reasons.join(", ")
-        ),
-    }
-    for sock in counters.busiest() {
-        let addr = |a: Option<std::net::SocketAddr>| a.map_or("-".to_string(), |a| a.to_string());
-        eprintln!(
-            "wasock: stats: socket #{} {} {} -> {}: bytes in {} out {}, datagrams in {} out {}{}",
-            sock.id,
-            sock.protocol,
-            addr(sock.local),
-            addr(sock.remote),
-            sock.bytes_in,
-            sock.bytes_out,
-            sock.datagrams_in,
-            sock.datagrams_out,
-            if sock.open { " (open)" } else { "" }
-        );
+    for line in counters.report() {
+        eprintln!("wasock: stats: {line}");
     }
 }
 

@@ -4,9 +4,11 @@
 
 mod bandwidth;
 mod meter;
+mod text;
 
 pub(crate) use bandwidth::{Bandwidth, Way};
 pub(crate) use meter::{Accounting, LookupSlot, Meter, SocketMeter, SocketSlot};
+pub use text::{LIMIT_NAMES, LimitError};
 
 use crate::policy::Protocol;
 use std::collections::BTreeMap;
@@ -210,6 +212,49 @@ impl Counters {
     /// bytes moved and then datagrams, busiest first.
     pub fn busiest(&self) -> Vec<SocketStats> {
         self.0.busiest()
+    }
+
+    /// The exit-time report that `wasock run --stats` and the containerd shim print, one line a
+    /// counter group and then one a busiest socket (rule: the same words wherever it is shown).
+    pub fn report(&self) -> Vec<String> {
+        let s = self.stats();
+        let mut lines = vec![
+            format!(
+                "sockets created {} (peak {} open at once, {} still open)",
+                s.sockets_created, s.sockets_peak, s.sockets_open
+            ),
+            format!(
+                "bytes in {} out {} (tcp and udp payloads)",
+                s.bytes_in, s.bytes_out
+            ),
+            format!(
+                "udp datagrams in {} out {}",
+                s.datagrams_in, s.datagrams_out
+            ),
+        ];
+        let reasons: Vec<String> = (s.denied_by.iter())
+            .map(|(why, n)| format!("{why} {n}"))
+            .collect();
+        lines.push(match reasons.is_empty() {
+            true => "operations denied 0".to_string(),
+            false => format!("operations denied {} ({})", s.denials, reasons.join(", ")),
+        });
+        let addr = |a: Option<SocketAddr>| a.map_or("-".to_string(), |a| a.to_string());
+        for sock in self.busiest() {
+            lines.push(format!(
+                "socket #{} {} {} -> {}: bytes in {} out {}, datagrams in {} out {}{}",
+                sock.id,
+                sock.protocol,
+                addr(sock.local),
+                addr(sock.remote),
+                sock.bytes_in,
+                sock.bytes_out,
+                sock.datagrams_in,
+                sock.datagrams_out,
+                if sock.open { " (open)" } else { "" }
+            ));
+        }
+        lines
     }
 }
 
