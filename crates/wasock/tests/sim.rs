@@ -35,17 +35,26 @@ fn printed(r: &SimReport, component: &str) -> Vec<String> {
         .collect()
 }
 
-/// The README's scenario: a client retrying across a partition that heals at 10 s.
-const PARTITION: &str = r#"
-[sim]
-time-limit = "120s"
-
+/// An echo server on host `server`, port 7000, serving one connection (a service).
+macro_rules! echo_server {
+    () => {
+        r#"
 [[component]]
 name = "server"
 wasm = "std-echo-server.wasm"
 args = ["0.0.0.0:7000", "1"]
 role = "service"
 policy = { allow-inbound = ["tcp://*:7000"] }
+"#
+    };
+}
+
+/// The README's scenario: a client retrying across a partition that heals at 10 s.
+const PARTITION: &str = concat!(
+    echo_server!(),
+    r#"
+[sim]
+time-limit = "120s"
 
 [[component]]
 name = "client"
@@ -66,7 +75,8 @@ partition = ["client", "server"]
 [[event]]
 at = "10s"
 heal = ["client", "server"]
-"#;
+"#
+);
 
 #[test]
 fn a_client_retries_across_a_partition_and_one_seed_replays_exactly() {
@@ -378,14 +388,9 @@ fn scenario_mistakes_name_their_line_and_key() {
 #[test]
 fn names_args_and_env_reach_the_components() {
     let r = run(
-        r#"
-[[component]]
-name = "server"
-wasm = "std-echo-server.wasm"
-args = ["0.0.0.0:7000", "1"]
-role = "service"
-policy = { allow-inbound = ["tcp://*:7000"] }
-
+        concat!(
+            echo_server!(),
+            r#"
 [[component]]
 name = "client"
 wasm = "std-retry-client.wasm"
@@ -400,7 +405,8 @@ env = { GREETING = "hello from the scenario" }
 
 [names]
 "db.internal" = ["10.0.0.1"]
-"#,
+"#
+        ),
         0,
     );
     assert_eq!(r.exit_code, 0, "{:?}\n{:#?}", r.failure, r.output);
