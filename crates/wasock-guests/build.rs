@@ -17,6 +17,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("RAW_UDP_TRAP", "raw-udp-trap"),
     ("RAW_LOOKUP", "raw-lookup"),
     ("RAW_LIMITS", "raw-limits"),
+    ("RAW_FAULTS", "raw-faults"),
     ("RAW_SOAK", "raw-soak"),
     ("RAW_DROP_ORDER", "raw-drop-order"),
     ("RAW_POLICY", "raw-policy"),

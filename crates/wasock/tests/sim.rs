@@ -418,3 +418,102 @@ env = { GREETING = "hello from the scenario" }
         "{cli:?}"
     );
 }
+
+/// A raw-binding guest sees a reset path as `connection-reset` on its read, and a listener sees
+/// the connection reset while it was queued as `connection-aborted` on `accept`, once.
+#[test]
+fn a_guest_sees_resets_as_the_wit_names_them() {
+    let r = run(
+        r#"
+[[component]]
+name = "server"
+wasm = "raw-faults.wasm"
+args = ["late-acceptor", "7000", "2000"]
+policy = "allow-all"
+
+[[component]]
+name = "client"
+wasm = "raw-faults.wasm"
+args = ["reset-reader", "10.0.0.1", "7000"]
+start = "100ms"
+policy = "allow-all"
+
+[[event]]
+at = "1s"
+reset = ["client", "server"]
+"#,
+        0,
+    );
+    assert_eq!(r.exit_code, 0, "{:?}\n{:#?}", r.failure, r.output);
+    assert_eq!(printed(&r, "client"), ["read: connection-reset"]);
+    assert_eq!(
+        printed(&r, "server"),
+        [
+            "listening",
+            "accept: connection-aborted",
+            "accept: would-block"
+        ]
+    );
+}
+
+/// A guest sees a path's bandwidth and latency in its transfer time, and its duplication and
+/// jitter in the datagrams it receives.
+#[test]
+fn a_guest_sees_bandwidth_duplication_and_reordering() {
+    let r = run(
+        concat!(
+            echo_server!(),
+            r#"
+[[component]]
+name = "client"
+wasm = "raw-faults.wasm"
+args = ["timed-echo", "10.0.0.1", "7000", "50000"]
+policy = "allow-all"
+
+[[component]]
+name = "counter"
+wasm = "raw-faults.wasm"
+args = ["udp-counter", "9000", "3000"]
+policy = "allow-all"
+
+[[component]]
+name = "sender"
+wasm = "raw-faults.wasm"
+args = ["udp-sender", "10.0.0.3", "9000", "100"]
+start = "100ms"
+policy = "allow-all"
+
+[[link]]
+between = ["client", "server"]
+latency = "10ms"
+bandwidth = 100_000
+
+[[link]]
+between = ["sender", "counter"]
+jitter = "20ms"
+duplicate = 0.3
+"#
+        ),
+        5,
+    );
+    assert_eq!(r.exit_code, 0, "{:?}\n{:#?}", r.failure, r.output);
+    let echo = printed(&r, "client");
+    let ms: u64 = echo[0]
+        .strip_prefix("echoed 50000 bytes in ")
+        .and_then(|s| s.strip_suffix(" ms"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{echo:?}"));
+    assert!(ms >= 500, "50 kB at 100 kB/s takes half a second: {ms} ms");
+    let counted = printed(&r, "counter");
+    let line = counted.last().unwrap();
+    let numbers: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let [total, distinct, out_of_order] = numbers[..] else {
+        panic!("{line}");
+    };
+    assert_eq!(distinct, 100, "nothing lost: {line}");
+    assert!(total > 100, "some arrive twice: {line}");
+    assert!(out_of_order > 0, "jitter reorders: {line}");
+}
