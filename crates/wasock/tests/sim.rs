@@ -420,7 +420,8 @@ env = { GREETING = "hello from the scenario" }
 }
 
 /// A raw-binding guest sees a reset path as `connection-reset` on its read, and a listener sees
-/// the connection reset while it was queued as `connection-aborted` on `accept`, once.
+/// the connection reset while it was queued as `connection-aborted` on `accept`, once; while
+/// lookups fail, a lookup is `temporary-resolver-failure`.
 #[test]
 fn a_guest_sees_resets_as_the_wit_names_them() {
     let r = run(
@@ -438,6 +439,16 @@ args = ["reset-reader", "10.0.0.1", "7000"]
 start = "100ms"
 policy = "allow-all"
 
+[[component]]
+name = "resolver"
+wasm = "raw-faults.wasm"
+args = ["lookup", "server"]
+policy = "allow-all"
+
+[[event]]
+at = "0s"
+lookups = "fail"
+
 [[event]]
 at = "1s"
 reset = ["client", "server"]
@@ -446,6 +457,10 @@ reset = ["client", "server"]
     );
     assert_eq!(r.exit_code, 0, "{:?}\n{:#?}", r.failure, r.output);
     assert_eq!(printed(&r, "client"), ["read: connection-reset"]);
+    assert_eq!(
+        printed(&r, "resolver"),
+        ["lookup: temporary-resolver-failure"]
+    );
     assert_eq!(
         printed(&r, "server"),
         [

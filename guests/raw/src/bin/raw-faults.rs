@@ -11,13 +11,16 @@
 //! - `udp-sender A.B.C.D PORT N`: sends N datagrams numbered 0..N at once.
 //! - `udp-counter PORT WAIT_MS`: receives for WAIT_MS; prints `received T datagrams, D distinct,
 //!   O out of order` (duplication and reordering).
+//! - `lookup NAME`: resolves NAME; prints `lookup: <addresses>` or `lookup: <error-code>`
+//!   (failing lookups: `temporary-resolver-failure`).
 
 use guest_support::fail;
 use raw::wasi::clocks::monotonic_clock;
+use raw::wasi::sockets::ip_name_lookup::resolve_addresses;
 use raw::wasi::sockets::network::network_error_code;
 use raw::{
-    IpAddressFamily as Family, Network, StreamError, dgram, instance_network, new_tcp, new_udp,
-    tcp_bind, tcp_connect, tcp_listen, udp_bind, udp_send, udp_streams, v4, write_all,
+    ErrorCode, IpAddressFamily as Family, Network, StreamError, dgram, instance_network, new_tcp,
+    new_udp, tcp_bind, tcp_connect, tcp_listen, udp_bind, udp_send, udp_streams, v4, write_all,
 };
 use std::collections::BTreeSet;
 
@@ -31,6 +34,7 @@ fn main() {
         ["timed-echo", addr, port, bytes] => timed_echo(&net, ip(addr), num(port), num(bytes)),
         ["udp-sender", addr, port, n] => udp_sender(&net, ip(addr), num(port), num(n)),
         ["udp-counter", port, wait] => udp_counter(&net, num(port), num(wait)),
+        ["lookup", name] => lookup(&net, name),
         _ => fail("raw-faults: arguments", "see the usage in raw-faults.rs"),
     }
 }
@@ -168,4 +172,21 @@ fn udp_counter(net: &Network, port: u16, wait_ms: u64) {
         "received {total} datagrams, {} distinct, {out_of_order} out of order",
         distinct.len()
     );
+}
+
+fn lookup(net: &Network, name: &str) {
+    let stream = resolve_addresses(net, name)
+        .unwrap_or_else(|e| fail("lookup: resolve-addresses", format!("{e:?}")));
+    let ready = stream.subscribe();
+    let mut found = Vec::new();
+    // Bounded: a lookup ends, and a stream holds few addresses.
+    for _ in 0..1_000 {
+        match stream.resolve_next_address() {
+            Ok(Some(addr)) => found.push(format!("{addr:?}")),
+            Ok(None) => return println!("lookup: {}", found.join(", ")),
+            Err(ErrorCode::WouldBlock) => ready.block(),
+            Err(code) => return println!("lookup: {}", code.name()),
+        }
+    }
+    fail("lookup", "the lookup never ended");
 }
