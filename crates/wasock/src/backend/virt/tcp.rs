@@ -194,7 +194,6 @@ impl VStream {
             gives_up: now + SYN_GIVE_UP,
             resets: path.as_deref().map_or(0, Path::resets),
         };
-        let path_for_stream = path;
         let stream = VStream {
             link: OnceLock::new(),
             side: 0,
@@ -203,7 +202,7 @@ impl VStream {
             opts,
             flags: AtomicU8::new(0),
             connect: Mutex::new(connect),
-            path: path_for_stream,
+            path,
             dir,
             host: Some(host.clone()),
             _lease: Some(lease),

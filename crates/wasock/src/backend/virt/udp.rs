@@ -3,7 +3,7 @@
 //! datagram of its that reached no socket (`connection-refused` on its next receive, as Linux
 //! reports the ICMP error).
 
-use super::{PortLease, Role, VirtOptions, VirtualHost, Wakers};
+use super::{Path, PortLease, Role, VirtOptions, VirtualHost, Wakers};
 use crate::bindings::network::ErrorCode;
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -163,7 +163,8 @@ impl VDatagram {
             let from = self.host.narrowed(local, to.ip());
             // The path's faults, each drawn in send order from the network's generator.
             let faults = w.faults(self.host.id, target);
-            let cut = w.path(self.host.id, target).is_some_and(|p| p.is_cut());
+            let path = w.path(self.host.id, target);
+            let cut = path.as_deref().is_some_and(Path::is_cut);
             let lost = cut || w.chance(faults.loss);
             let copies = if lost {
                 0
@@ -184,7 +185,6 @@ impl VDatagram {
                 continue;
             }
             let jitters: Vec<Duration> = (0..copies).map(|_| w.jitter(faults.jitter)).collect();
-            let path = w.path(self.host.id, target);
             let dir = super::World::direction(self.host.id, target);
             let inbox = w.udp_inbox(target, to);
             drop(w);
