@@ -22,6 +22,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("RAW_DROP_ORDER", "raw-drop-order"),
     ("RAW_POLICY", "raw-policy"),
     ("RAW_HTTP_SERVER", "raw-http-server"),
+    ("RAW_POLL", "raw-poll"),
     ("UDP_V021", "udp-v021"),
     ("TCP_V020", "tcp-v020"),
     ("STD_CLI", "std-cli"),

@@ -5,6 +5,7 @@ use crate::backend::{Backend, Net, Resolver, SystemResolver, VirtualHost};
 use crate::gate::{Gate, Tuning};
 use crate::limits::{Counters, Limits, Stats};
 use crate::policy::{DenyAll, Policy, Switches, WithSwitches};
+use crate::ready::Ready;
 use std::sync::Arc;
 use wasmtime::component::{HasData, ResourceTable};
 
@@ -13,6 +14,8 @@ use wasmtime::component::{HasData, ResourceTable};
 /// Build one per guest instance with [`WasockCtx::builder`]; nothing is allowed by default.
 pub struct WasockCtx {
     pub(crate) gate: Arc<Gate>,
+    /// wasock's streams and pollables, for its `wasi:io/poll`.
+    pub(crate) ready: Ready,
 }
 
 impl WasockCtx {
@@ -148,6 +151,7 @@ impl WasockCtxBuilder {
         );
         WasockCtx {
             gate: Arc::new(gate),
+            ready: Ready::default(),
         }
     }
 }

@@ -258,6 +258,11 @@ impl Gate {
         }
     }
 
+    /// Whether `way` has a bandwidth cap (waits for it need a timer).
+    pub(crate) fn capped(&self, way: Way) -> bool {
+        self.bandwidth.bucket(way).is_some()
+    }
+
     /// Rule: `n` bytes moved are charged to the bandwidth cap of `way`, if any.
     pub(crate) fn spend(&self, way: Way, n: usize) {
         if let Some(b) = self.bandwidth.bucket(way) {

@@ -251,6 +251,7 @@ mod lookup;
 mod network;
 mod options;
 pub mod policy;
+mod ready;
 pub mod sim;
 mod sync;
 mod tcp;

@@ -40,7 +40,18 @@ pub fn add_wasi_to_linker<T: WasiView + WasockView + Send + 'static>(
 ) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     linker.allow_shadowing(true);
-    let sockets = add_to_linker(linker);
+    let sockets = add_to_linker(linker).and_then(|()| add_io_to_linker(linker));
     linker.allow_shadowing(false);
     sockets
+}
+
+/// `wasi:io/poll` and `wasi:io/streams` over the same table: `wasmtime-wasi-io`'s for every
+/// resource, with wasock's TCP stream pollables answered from the state the host holds.
+fn add_io_to_linker<T: WasockView + Send + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    use wasmtime_wasi_io::bindings::wasi::io::{poll, streams};
+    poll::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
+    streams::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
+    Ok(())
 }

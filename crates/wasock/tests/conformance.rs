@@ -30,6 +30,20 @@ async fn raw_lookup() {
     on_both(wasock_guests::RAW_LOOKUP).await;
 }
 
+/// `wasi:io/poll` over TCP stream pollables (wasock answers these from the host's own state).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_poll() {
+    on_both(wasock_guests::RAW_POLL).await;
+}
+
+/// `poll`: "This function traps if either: - the list is empty, ..."
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_of_an_empty_list_traps() {
+    run(wasock_guests::RAW_POLL, &["empty"], allow_all())
+        .await
+        .assert_trapped();
+}
+
 /// "Calling `send` with more datagrams than [check-send] has permitted will trap."
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_send_over_permit_traps() {

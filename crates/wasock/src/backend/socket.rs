@@ -10,7 +10,7 @@ use crate::error::{bind_error, connect_error, create_error, from_io};
 use os::SockOptions;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// A backend call's outcome: the spec's error code on failure (`would-block` when it would wait).
@@ -363,6 +363,23 @@ impl Stream {
         match self {
             Stream::Os(s) => os(s.try_write(buf)),
             Stream::Virt(v) => v.try_write(buf),
+        }
+    }
+
+    /// `readable` as one poll (`None`: only the async wait can tell; the virtual network's
+    /// streams always wait so). `fresh`: this wait saw the stream not ready before.
+    pub(crate) fn poll_readable(&self, cx: &mut Context<'_>, fresh: bool) -> Option<Poll<()>> {
+        match self {
+            Stream::Os(s) => s.poll_readable(cx, fresh),
+            Stream::Virt(_) => None,
+        }
+    }
+
+    /// `writable` as one poll (`None`: only the async wait can tell).
+    pub(crate) fn poll_writable(&self, cx: &mut Context<'_>) -> Option<Poll<()>> {
+        match self {
+            Stream::Os(s) => s.poll_writable(cx),
+            Stream::Virt(_) => None,
         }
     }
 

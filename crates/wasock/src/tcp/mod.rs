@@ -5,7 +5,7 @@
 
 mod streams;
 
-pub(crate) use streams::{TcpReader, TcpWriter};
+pub(crate) use streams::{Conn, TcpReader, TcpWriter};
 
 use crate::addr::{self, Family};
 use crate::backend::{Listener, Opts, RawSocket};
@@ -20,7 +20,6 @@ use std::net::Shutdown;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 use std::time::Instant;
-use streams::Conn;
 use wasmtime_wasi_io::poll::Pollable;
 
 /// Default backlog of `start-listen` when the guest set none.

@@ -14,6 +14,7 @@ use crate::limits::{SocketMeter, Way};
 use bytes::{Bytes, BytesMut};
 use std::net::Shutdown;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use wasmtime_wasi_io::poll::Pollable;
 use wasmtime_wasi_io::streams::{InputStream, OutputStream, StreamError, StreamResult};
@@ -22,6 +23,9 @@ use wasmtime_wasi_io::streams::{InputStream, OutputStream, StreamError, StreamRe
 const MAX_READ: usize = 64 * 1024;
 /// How long a dropped output stream keeps flushing what it had accepted.
 const LINGER: Duration = Duration::from_secs(30);
+/// Rounds of "writable, hand pending bytes over" one poll makes before leaving it to the async
+/// wait.
+const WRITE_ROUNDS: usize = 3;
 
 /// A connection shared by a socket and its two streams.
 pub(crate) struct Conn {
@@ -39,6 +43,8 @@ struct Spill {
     pending: Bytes,
     /// The error a later send of `pending` hit, reported by the output stream's next call.
     failed: Option<ErrorCode>,
+    /// A background delivery of `pending` is under way.
+    delivering: bool,
 }
 
 impl Conn {
@@ -57,6 +63,62 @@ impl Conn {
 
     pub(super) fn io(&self) -> &Stream {
         &self.stream
+    }
+
+    /// The input stream's pollable: ready when a read returns data, the end of stream or an
+    /// error, and the bandwidth cap (if any) grants bytes.
+    pub(crate) async fn readable(&self) {
+        if !self.stream.read_closed() {
+            self.gate().refill(Way::In).await;
+            self.stream.readable().await;
+        }
+    }
+
+    /// [`Conn::readable`] as one poll; `None` where only the async wait can tell (a cap's
+    /// timer, the virtual network). `fresh`: this wait saw the stream not ready before.
+    pub(crate) fn poll_readable(&self, cx: &mut Context<'_>, fresh: bool) -> Option<Poll<()>> {
+        if self.stream.read_closed() {
+            return Some(Poll::Ready(()));
+        }
+        if self.gate().capped(Way::In) {
+            return None;
+        }
+        self.stream.poll_readable(cx, fresh)
+    }
+
+    /// The output stream's pollable: ready when `check-write` grants bytes (or fails): nothing
+    /// waits host-side any more and the bandwidth cap (if any) grants bytes.
+    pub(crate) async fn writable(&self) {
+        loop {
+            if self.stream.write_shut() {
+                return;
+            }
+            self.push_pending();
+            if self.settled() {
+                return self.gate().refill(Way::Out).await;
+            }
+            self.stream.writable().await;
+        }
+    }
+
+    /// [`Conn::writable`] as one poll; `None` where only the async wait can tell.
+    pub(crate) fn poll_writable(&self, cx: &mut Context<'_>) -> Option<Poll<()>> {
+        if self.gate().capped(Way::Out) {
+            return None;
+        }
+        for _ in 0..WRITE_ROUNDS {
+            if self.stream.write_shut() {
+                return Some(Poll::Ready(()));
+            }
+            self.push_pending();
+            if self.settled() {
+                return Some(Poll::Ready(()));
+            }
+            if self.stream.poll_writable(cx)?.is_pending() {
+                return Some(Poll::Pending);
+            }
+        }
+        None
     }
 
     pub(super) fn streams(this: &Arc<Self>) -> (TcpReader, TcpWriter) {
@@ -132,24 +194,55 @@ impl Conn {
         self.spill().and_then(|mut s| s.failed.take())
     }
 
+    /// Hands pending bytes to the kernel as it takes them, for at most [`LINGER`].
+    async fn deliver_pending(&self) {
+        let gate = self.gate();
+        let until = gate.deadline_in(LINGER);
+        let _ = gate
+            .within(until, async {
+                loop {
+                    self.push_pending();
+                    if self.settled() {
+                        return;
+                    }
+                    self.stream.writable().await;
+                }
+            })
+            .await;
+    }
+
+    /// `flush`: what waits host-side reaches the kernel without the guest waiting on the
+    /// stream (the WIT's flush completes on its own); one such delivery at a time.
+    fn flush_in_background(this: &Arc<Self>) {
+        {
+            let Some(mut spill) = this.spill() else {
+                return;
+            };
+            if spill.pending.is_empty() || spill.failed.is_some() || spill.delivering {
+                return;
+            }
+            spill.delivering = true;
+        }
+        let conn = this.clone();
+        let deliver = async move {
+            conn.deliver_pending().await;
+            if let Some(mut spill) = conn.spill() {
+                spill.delivering = false;
+            }
+        };
+        if !this.gate().spawn(deliver)
+            && let Some(mut spill) = this.spill()
+        {
+            spill.delivering = false;
+        }
+    }
+
     /// Delivers what is pending without the output stream, for at most [`LINGER`]; then sends
     /// the FIN if `then_fin`.
     fn deliver_in_background(this: &Arc<Self>, then_fin: bool) {
         let conn = this.clone();
         let deliver = async move {
-            let gate = conn.gate();
-            let until = gate.deadline_in(LINGER);
-            let _ = gate
-                .within(until, async {
-                    loop {
-                        conn.push_pending();
-                        if conn.settled() {
-                            return;
-                        }
-                        conn.stream.writable().await;
-                    }
-                })
-                .await;
+            conn.deliver_pending().await;
             if then_fin {
                 let _ = conn.stream.shutdown(Shutdown::Write);
             }
@@ -167,6 +260,13 @@ impl Conn {
 /// The connection's `input-stream`.
 pub(crate) struct TcpReader {
     conn: Arc<Conn>,
+}
+
+impl TcpReader {
+    /// The connection both streams share.
+    pub(crate) fn conn(&self) -> &Arc<Conn> {
+        &self.conn
+    }
 }
 
 #[wasmtime_wasi_io::async_trait]
@@ -216,10 +316,7 @@ impl InputStream for TcpReader {
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for TcpReader {
     async fn ready(&mut self) {
-        if !self.conn.stream.read_closed() {
-            self.conn.gate().refill(Way::In).await;
-            self.conn.stream.readable().await;
-        }
+        self.conn.readable().await
     }
 }
 
@@ -273,6 +370,7 @@ impl OutputStream for TcpWriter {
     fn flush(&mut self) -> StreamResult<()> {
         self.check_open()?;
         self.conn.push_pending();
+        Conn::flush_in_background(&self.conn);
         Ok(())
     }
 
@@ -292,16 +390,7 @@ impl OutputStream for TcpWriter {
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for TcpWriter {
     async fn ready(&mut self) {
-        loop {
-            if self.conn.stream.write_shut() {
-                return;
-            }
-            self.conn.push_pending();
-            if self.conn.settled() {
-                return self.conn.gate().refill(Way::Out).await;
-            }
-            self.conn.stream.writable().await;
-        }
+        self.conn.writable().await
     }
 }
 

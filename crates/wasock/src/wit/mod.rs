@@ -2,6 +2,8 @@
 //! table, and delegates to the state machine that implements the function.
 
 mod instance_network;
+mod io_poll;
+mod io_streams;
 mod ip_name_lookup;
 mod network;
 mod tcp;

@@ -7,16 +7,25 @@ use crate::ctx::WasockCtxView;
 use crate::error::SocketResult;
 use crate::tcp::{StreamPair, TcpSocket};
 use std::net::Shutdown;
-use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::component::Resource;
 use wasmtime_wasi_io::poll::DynPollable;
 use wasmtime_wasi_io::streams::{DynInputStream, DynOutputStream};
 
 type Streams = (Resource<DynInputStream>, Resource<DynOutputStream>);
 
-fn push_streams(table: &mut ResourceTable, (reader, writer): StreamPair) -> SocketResult<Streams> {
+/// Pushes a connection's streams, noting them for wasock's `wasi:io/poll`.
+fn push_streams(
+    view: &mut WasockCtxView<'_>,
+    (reader, writer): StreamPair,
+) -> SocketResult<Streams> {
+    let conn = reader.conn().clone();
     let input: DynInputStream = Box::new(reader);
     let output: DynOutputStream = Box::new(writer);
-    Ok((table.push(input)?, table.push(output)?))
+    let (input, output) = (view.table.push(input)?, view.table.push(output)?);
+    view.ctx
+        .ready
+        .streams_made(input.rep(), output.rep(), &conn);
+    Ok((input, output))
 }
 
 impl Host for WasockCtxView<'_> {}
@@ -50,7 +59,7 @@ impl HostTcpSocket for WasockCtxView<'_> {
 
     fn finish_connect(&mut self, this: Resource<TcpSocket>) -> SocketResult<Streams> {
         let pair = self.table.get_mut(&this)?.finish_connect()?;
-        push_streams(self.table, pair)
+        push_streams(self, pair)
     }
 
     fn start_listen(&mut self, this: Resource<TcpSocket>) -> SocketResult<()> {
@@ -71,7 +80,7 @@ impl HostTcpSocket for WasockCtxView<'_> {
     )> {
         let (socket, pair) = self.table.get_mut(&this)?.accept()?;
         let socket = self.table.push(socket)?;
-        let (input, output) = push_streams(self.table, pair)?;
+        let (input, output) = push_streams(self, pair)?;
         Ok((socket, input, output))
     }
 

@@ -342,6 +342,7 @@ pub const EXPECTED_CHECKS: &[(&str, u32)] = &[
     ("raw-udp", 219),
     ("raw-lookup", 42),
     ("raw-drop-order", 121),
+    ("raw-poll", 68),
     ("udp-v021", 36),
     ("tcp-v020", 20),
     ("std-udp-echo", 99),

@@ -299,6 +299,8 @@ impl AsRawFd for Fd {
 /// How long a stream that could not be registered with the reactor waits before the guest asks
 /// again (it then polls instead of waiting on readiness).
 const UNREGISTERED_POLL: Duration = Duration::from_millis(5);
+/// Confirming peeks one poll of a stream's readiness makes before leaving it to the async wait.
+const PEEK_ROUNDS: usize = 3;
 
 /// A TCP stream: connected, or with its connect under way.
 ///
@@ -488,12 +490,44 @@ impl Stream {
             }
         }
     }
+    /// `readable` as one poll, for `wasi:io/poll`: `None` where only the async wait can tell (no
+    /// registration). `fresh`: this wait already saw the socket not ready, so readiness now is
+    /// new and needs no confirming peek.
+    pub(crate) fn poll_readable(&self, cx: &mut Context<'_>, fresh: bool) -> Option<Poll<()>> {
+        if self.flag(CONFIRMED) {
+            return Some(Poll::Ready(()));
+        }
+        let fd = self.reactor()?;
+        for _ in 0..PEEK_ROUNDS {
+            let mut guard = match fd.poll_read_ready(cx) {
+                Poll::Pending => return Some(Poll::Pending),
+                Poll::Ready(Err(_)) => return Some(Poll::Ready(())),
+                Poll::Ready(Ok(guard)) => guard,
+            };
+            if fresh {
+                self.set_flag(CONFIRMED, true);
+                return Some(Poll::Ready(()));
+            }
+            let mut byte = [std::mem::MaybeUninit::uninit()];
+            // `Err`: the peek found nothing, and the readiness it saw is cleared.
+            let peek = guard.try_io(|_| self.sock.recv_with_flags(&mut byte, libc::MSG_PEEK));
+            if peek.is_ok() {
+                self.set_flag(CONFIRMED, true);
+                return Some(Poll::Ready(()));
+            }
+        }
+        None
+    }
     /// Waits until a write would take bytes (or fail).
     pub(crate) async fn writable(&self) {
         match self.reactor() {
             Some(fd) => drop(fd.writable().await),
             None => tokio::time::sleep(UNREGISTERED_POLL).await,
         }
+    }
+    /// `writable` as one poll, for `wasi:io/poll`: `None` without a registration.
+    pub(crate) fn poll_writable(&self, cx: &mut Context<'_>) -> Option<Poll<()>> {
+        Some(self.reactor()?.poll_write_ready(cx).map(drop))
     }
     /// Shuts the given half (or both) down; the halves count as closed even if the kernel
     /// reports an error.
