@@ -4,6 +4,11 @@
 //! The client's exchange succeeds with a grant, is refused without one (the audit line shows
 //! the denial), and a policy with a mistake fails the start with its line and column.
 //!
+//! Then the same as kubelet drives it: pods through containerd's CRI API (`runtime.v1` on
+//! containerd's socket), runtime handler `wasock`, the policy in the pods' annotations (which
+//! the CRI plugin hands the shim through `pod_annotations`), the pods' sandbox a static pause
+//! program built here, what the containers print read from their CRI log files.
+//!
 //! Needs root and containerd (`scripts/setup.sh` installs it); without them the test says why
 //! and passes, except under CI (`CI` set), where it fails.
 
@@ -781,11 +786,12 @@ impl Cri {
     }
 
     /// As kubelet runs a pod of one container: RunPodSandbox (runtime handler `wasock`, the
-    /// pod's annotations), CreateContainer (the echo image running `command`, with
+    /// pod's annotations), CreateContainer (`image` running `command`, with
     /// `container_annotations`), StartContainer.
     fn start_pod(
         &self,
         name: &str,
+        image: &str,
         pod_annotations: &[(&str, &str)],
         container_annotations: &[(&str, &str)],
         command: &[&str],
@@ -814,7 +820,7 @@ impl Cri {
                 attempt: 0,
             }),
             image: Some(cri::ImageSpec {
-                image: IMAGE.into(),
+                image: image.into(),
                 ..Default::default()
             }),
             command,
@@ -980,15 +986,31 @@ fn pods_run_under_containerd_cri_with_the_policy_of_their_pod_annotations() {
     let platform = format!("linux/{}", host_arch());
     containerd.import(&echo_image(), &platform);
     containerd.import(&pause_image(&containerd.dir), &platform);
+    let client_wasm = std::fs::read(wasock_guests::path("std-echo-client").unwrap()).unwrap();
+    containerd.import(
+        &oci_image(
+            LAYER_IMAGE,
+            &[(WASM_LAYER, client_wasm)],
+            "/std-echo-client.wasm",
+        ),
+        WASM_PLATFORM,
+    );
     let cri = Cri::connect(&containerd);
-    cri.wait_for_image(IMAGE);
-    cri.wait_for_image(PAUSE_IMAGE);
+    for image in [IMAGE, PAUSE_IMAGE, LAYER_IMAGE] {
+        cri.wait_for_image(image);
+    }
     let ready = started.elapsed();
 
     // A pod whose policy has a mistake: its container exits with code 2, and its log names the
     // annotation, the line and the column.
     let pod_started = Instant::now();
-    let bad = cri.start_pod("bad-policy", &[("wasock/policy", BAD_POLICY)], &[], &[]);
+    let bad = cri.start_pod(
+        "bad-policy",
+        IMAGE,
+        &[("wasock/policy", BAD_POLICY)],
+        &[],
+        &[],
+    );
     let status = cri.wait_for_exit(&bad);
     let bad_time = pod_started.elapsed();
     let out = exited(&cri, &bad, &status);
@@ -1001,12 +1023,13 @@ fn pods_run_under_containerd_cri_with_the_policy_of_their_pod_annotations() {
     );
     cri.remove_pod(&bad);
 
-    // The server, in a pod allowed to listen on loopback, for one connection.
+    // The server, in a pod allowed to listen on loopback, for two connections.
     let server = cri.start_pod(
         "echo-server",
+        IMAGE,
         &[("wasock/policy", "allow-inbound = [\"tcp://loopback:*\"]")],
         &[],
-        &["/std-echo-server.wasm", "127.0.0.1:0", "1"],
+        &["/std-echo-server.wasm", "127.0.0.1:0", "2"],
     );
     let addr = cri.wait_for_line(&server, "listening on ");
     let port = addr.rsplit(':').next().unwrap().to_string();
@@ -1017,6 +1040,7 @@ fn pods_run_under_containerd_cri_with_the_policy_of_their_pod_annotations() {
     // nothing: the policy is the pod's.
     let refused = cri.start_pod(
         "client-refused",
+        IMAGE,
         &[
             ("wasock/policy", "allow-outbound = [\"tcp://127.0.0.1:1\"]"),
             ("wasock/audit", "true"),
@@ -1040,6 +1064,7 @@ fn pods_run_under_containerd_cri_with_the_policy_of_their_pod_annotations() {
     let pod_started = Instant::now();
     let granted = cri.start_pod(
         "client-granted",
+        IMAGE,
         &[("wasock/policy", &grant), ("wasock/stats", "true")],
         &[],
         &["/std-echo-client.wasm", &addr, "hello from a pod"],
@@ -1053,15 +1078,32 @@ fn pods_run_under_containerd_cri_with_the_policy_of_their_pod_annotations() {
     assert!(out.contains("wasock: stats: sockets created 1"), "{out}");
     cri.remove_pod(&granted);
 
-    // The server served its one connection and exited.
+    // The client from its image of a wasm layer, in a pod granted the server's port.
+    let pod_started = Instant::now();
+    let layer = cri.start_pod(
+        "client-layer",
+        LAYER_IMAGE,
+        &[("wasock/policy", &grant)],
+        &[],
+        &["/std-echo-client.wasm", &addr, "hello from a wasm layer"],
+    );
+    let status = cri.wait_for_exit(&layer);
+    let layer_time = pod_started.elapsed();
+    let out = exited(&cri, &layer, &status);
+    println!("{out}");
+    assert_eq!(status.exit_code, 0, "{out}");
+    assert!(out.contains("received: hello from a wasm layer"), "{out}");
+    cri.remove_pod(&layer);
+
+    // The server served its two connections and exited.
     let status = cri.wait_for_exit(&server);
     let out = exited(&cri, &server, &status);
     assert_eq!(status.exit_code, 0, "{out}");
     cri.remove_pod(&server);
     println!(
-        "CRI: containerd up with both images {ready:?}; a pod from RunPodSandbox to its \
-         container's exit: bad policy {bad_time:?}, granted client {granted_time:?}; \
-         whole test {:?}",
+        "CRI: containerd up with the three images {ready:?}; a pod from RunPodSandbox to its \
+         container's exit: bad policy {bad_time:?}, granted client {granted_time:?}, \
+         client of a wasm layer {layer_time:?} (compiles); whole test {:?}",
         started.elapsed()
     );
     drop(cri);
