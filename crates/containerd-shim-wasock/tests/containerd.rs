@@ -948,6 +948,23 @@ impl Cri {
     }
 }
 
+impl Drop for Cri {
+    /// The pods a failed test left, stopped and removed as kubelet would (which ends their
+    /// shims cleanly, before containerd stops).
+    fn drop(&mut self) {
+        let mut runtime = self.runtime.clone();
+        let pods = self.call(runtime.list_pod_sandbox(cri::ListPodSandboxRequest::default()));
+        for pod in pods.map(|p| p.items).unwrap_or_default() {
+            let _ = self.call(runtime.stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: pod.id.clone(),
+            }));
+            let _ = self.call(runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: pod.id,
+            }));
+        }
+    }
+}
+
 /// The host's network namespace (a pod with `hostNetwork: true`), the others the pod's.
 fn host_network() -> cri::NamespaceOption {
     cri::NamespaceOption {
