@@ -23,8 +23,8 @@ apt_install() {
 }
 
 # wrk drives the load test (crates/wasock/tests/load.rs), which is skipped without it (and fails
-# when CI is set); containerd (and its ctr) the shim's test (crates/containerd-shim-wasock/
-# tests/containerd.rs), likewise; the shim's build needs protoc (containerd's API, compiled by
+# when CI is set); containerd (and its ctr, and its CRI plugin) the shim's tests (crates/
+# containerd-shim-wasock/tests/containerd.rs), likewise; the shim's build needs protoc (containerd's API, compiled by
 # containerd-client's build script) and links libseccomp (through youki's libcontainer), found
 # with pkg-config. Each is installed only when missing, all in one apt-get run.
 wanted=()
