@@ -26,14 +26,24 @@ pub fn engine_config() -> wasmtime::Config {
 /// guests. The CLI does this for every guest; a library embedder asks for it.
 ///
 /// The engine needs `Config::epoch_interruption(true)`. This sets the store's epoch deadline
-/// behaviour (yield, then a new deadline one epoch later), replacing any the embedder set, and
+/// behaviour (yield, then a new deadline one epoch later), replacing any the embedder set; on
+/// tokio the guest resumes only after the runtime has polled its reactor (`yield_now`), so the
+/// sockets of the runtime's other tasks are heard every slice. It also
 /// starts one process-wide thread that increments the engine's epoch every [`TIME_SLICE`]
 /// (stopping once every engine it ticks is dropped). An embedder with epoch deadlines of their
 /// own (timeouts, fairness) should not call this: those deadlines would count these ticks, and
 /// the store keeps one deadline behaviour. They can yield from their own
 /// `Store::epoch_deadline_callback` instead, or use fuel (`Store::fuel_async_yield_interval`).
 pub fn time_slices<T>(store: &mut Store<T>) {
-    store.epoch_deadline_async_yield_and_update(1);
+    // tokio's `yield_now` wakes the guest again only after the runtime has polled its reactor:
+    // a plain wake would put it straight back in the run queue, and a current-thread runtime
+    // polls the reactor only every 61 of its tasks' polls (61 slices while one guest spins).
+    store.epoch_deadline_callback(|_| {
+        Ok(wasmtime::UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::task::yield_now()),
+        ))
+    });
     ticker(store.engine());
 }
 

@@ -282,6 +282,22 @@ impl Gate {
         }
     }
 
+    /// Rule: a UDP receive queue may hold `n` more bytes only within the instance's total
+    /// (`limits::MAX_UDP_QUEUED`); whether they were counted.
+    pub(crate) fn hold_queued(&self, n: usize) -> bool {
+        self.acct.hold_queued(n)
+    }
+
+    /// Rule: bytes a UDP receive queue no longer holds stop counting.
+    pub(crate) fn release_queued(&self, n: usize) {
+        self.acct.release_queued(n);
+    }
+
+    /// Counts datagrams a full UDP receive queue dropped.
+    pub(crate) fn queue_dropped(&self, n: usize) {
+        self.acct.queue_dropped(n);
+    }
+
     /// The instance's counters now.
     pub(crate) fn stats(&self) -> Stats {
         self.acct.stats()

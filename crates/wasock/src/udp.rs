@@ -8,6 +8,13 @@
 //! `connection-refused`. Linux's `connect(AF_UNSPEC)` releases a port the socket was given as
 //! port 0; the socket takes it back at once, so it keeps its port for life (see
 //! [`Datagram::disconnect`]).
+//!
+//! A receive may take more datagrams off the kernel than `max-results` (a GRO buffer holds a
+//! sender's whole GSO run): the rest wait in the socket's bounded, counted [`RecvQueue`] and are
+//! handed out first by the next receives. A new `stream` call and the incoming stream's drop
+//! discard what it holds, as datagrams the stream never returned.
+
+mod queue;
 
 use crate::addr::{self, Family};
 use crate::backend::{Datagram, Opts, RawSocket};
@@ -20,6 +27,7 @@ use crate::network::NetworkId;
 use crate::options;
 use crate::policy::{Action, Protocol};
 use crate::sync::lock;
+use queue::RecvQueue;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +55,8 @@ struct Shared {
     local: SocketAddr,
     /// An error a receive met after it had datagrams to return: the next receive reports it.
     deferred: Mutex<Option<ErrorCode>>,
+    /// Datagrams taken off the kernel and not yet returned; only the newest stream reads it.
+    queue: Mutex<RecvQueue>,
     gate: Arc<Gate>,
     meter: SocketMeter,
 }
@@ -145,6 +155,7 @@ impl UdpSocket {
                     generation: AtomicU64::new(0),
                     local,
                     deferred: Mutex::new(None),
+                    queue: Mutex::new(RecvQueue::new(self.gate.clone())),
                     gate: self.gate.clone(),
                     meter: self.slot.meter().clone(),
                 };
@@ -179,8 +190,10 @@ impl UdpSocket {
             }
             None => None,
         };
-        // From here on the older stream pair is stale, whatever the outcome.
+        // From here on the older stream pair is stale, whatever the outcome, and what its
+        // incoming stream had taken off the kernel and not returned is gone.
         shared.generation.fetch_add(1, Ordering::AcqRel);
+        lock(&shared.queue).clear();
         if self.remote.take().is_some() {
             self.slot.meter().set_remote(None);
             let rebind = self.bound.filter(|_| !self.port_pinned);
@@ -282,63 +295,48 @@ pub struct IncomingDatagramStream {
 }
 
 impl IncomingDatagramStream {
-    /// `receive`: up to `max` datagrams, never `would-block`; only the peer's when one is set;
-    /// senders the policy refuses are dropped.
+    /// `receive`: up to `max` datagrams, never `would-block` (`receive(0)` is an empty list);
+    /// the host queue's first, then the kernel's, in arrival order; only the peer's when one is
+    /// set; senders the policy refuses are dropped.
     pub(crate) fn receive(&mut self, max: u64) -> SocketResult<Vec<IncomingDatagram>> {
         if !self.shared.is_current(self.generation) {
             return Err(ErrorCode::InvalidState.into());
         }
-        if let Some(code) = lock(&self.shared.deferred).take() {
-            return Err(code.into());
-        }
         let want = max.min(MAX_RECEIVE_BATCH) as usize;
-        let mut out = Vec::new();
-        let (shared, remote) = (&*self.shared, self.remote);
+        if want == 0 {
+            return Ok(Vec::new());
+        }
+        let shared = &*self.shared;
         let gate = &shared.gate;
-        let mut bytes = 0;
-        // One policy decision per sender and call.
-        let mut decided: Option<(SocketAddr, bool)> = None;
-        // Dropped datagrams count too, so a flood of refused senders cannot hold the call.
-        let mut budget = want * 4;
-        while out.len() < want && budget > 0 && gate.allowance(Way::In, 1) > 0 {
-            let ask = (want - out.len()).min(budget);
-            let got = shared.sock.try_recv_many(ask, &mut |from, data| {
-                if remote.is_some_and(|r| r != from) {
-                    return;
-                }
-                let allowed = match decided {
-                    Some((peer, allowed)) if peer == from => allowed,
-                    _ => {
-                        let local = shared.local;
-                        let check = gate.check(Action::Receive { local, peer: from });
-                        decided = Some((from, check.is_ok()));
-                        check.is_ok()
-                    }
-                };
-                if !allowed {
-                    return;
-                }
-                gate.spend(Way::In, data.len());
-                bytes += data.len();
-                out.push(IncomingDatagram {
-                    data: data.to_vec(),
-                    remote_address: addr::from_std(from),
-                });
-            });
-            match got {
-                // Fewer than asked: the queue is empty.
-                Ok(n) if n < ask => break,
-                Ok(n) => budget -= n,
-                Err(ErrorCode::WouldBlock) => break,
-                Err(e) if out.is_empty() => return Err(e.into()),
-                Err(e) => {
-                    *lock(&shared.deferred) = Some(e);
+        let mut taker = Taker {
+            shared,
+            remote: self.remote,
+            want,
+            out: Vec::new(),
+            bytes: 0,
+            decided: None,
+        };
+        let mut queue = lock(&shared.queue);
+        // What the queue holds arrived before anything still in the kernel.
+        if gate.allowance(Way::In, 1) > 0 {
+            while !taker.full() {
+                let Some((from, data)) = queue.pop() else {
                     break;
-                }
+                };
+                taker.offer(from, data);
             }
         }
-        shared.meter.datagrams_in(out.len(), bytes);
-        Ok(out)
+        if !taker.full() && queue.is_empty() {
+            let deferred = lock(&shared.deferred).take();
+            match deferred {
+                Some(code) if taker.out.is_empty() => return Err(code.into()),
+                Some(code) => *lock(&shared.deferred) = Some(code),
+                None => taker.take_kernel(&mut queue)?,
+            }
+        }
+        drop(queue);
+        shared.meter.datagrams_in(taker.out.len(), taker.bytes);
+        Ok(taker.out)
     }
 
     /// `subscribe`: ready when a datagram may be there (at once for a stale stream).
@@ -348,6 +346,92 @@ impl IncomingDatagramStream {
             generation: self.generation,
             send: false,
         }
+    }
+}
+
+/// Rule: an incoming stream's queue goes with it, unless a newer stream owns the queue now.
+impl Drop for IncomingDatagramStream {
+    fn drop(&mut self) {
+        if self.shared.is_current(self.generation) {
+            lock(&self.shared.queue).clear();
+        }
+    }
+}
+
+/// One `receive` call's datagrams, each admitted by the WIT's peer filter and the policy.
+struct Taker<'a> {
+    shared: &'a Shared,
+    remote: Option<SocketAddr>,
+    want: usize,
+    out: Vec<IncomingDatagram>,
+    bytes: usize,
+    /// One policy decision per sender and call.
+    decided: Option<(SocketAddr, bool)>,
+}
+
+impl Taker<'_> {
+    fn full(&self) -> bool {
+        self.out.len() >= self.want
+    }
+
+    /// Rule: a datagram reaches the guest only from the stream's peer (when it has one) and
+    /// from a sender the policy allows; what reaches it is charged to the bandwidth cap.
+    fn offer(&mut self, from: SocketAddr, data: Vec<u8>) {
+        if self.remote.is_some_and(|r| r != from) {
+            return;
+        }
+        let gate = &self.shared.gate;
+        let allowed = match self.decided {
+            Some((peer, allowed)) if peer == from => allowed,
+            _ => {
+                let local = self.shared.local;
+                let allowed = gate.check(Action::Receive { local, peer: from }).is_ok();
+                self.decided = Some((from, allowed));
+                allowed
+            }
+        };
+        if !allowed {
+            return;
+        }
+        gate.spend(Way::In, data.len());
+        self.bytes += data.len();
+        self.out.push(IncomingDatagram {
+            data,
+            remote_address: addr::from_std(from),
+        });
+    }
+
+    /// Rule: takes from the kernel, the queue being empty, until the call has what it wants,
+    /// the kernel has nothing more, or the bandwidth cap is spent; datagrams past what the
+    /// call wants (the rest of a GRO buffer) join `queue`. An error after some datagrams is
+    /// deferred to the next call.
+    fn take_kernel(&mut self, queue: &mut RecvQueue) -> SocketResult<()> {
+        let shared = self.shared;
+        let gate = &shared.gate;
+        // Dropped datagrams count too, so a flood of refused senders cannot hold the call.
+        let mut budget = self.want * 4;
+        while !self.full() && queue.is_empty() && budget > 0 && gate.allowance(Way::In, 1) > 0 {
+            let ask = (self.want - self.out.len()).min(budget);
+            let got = shared.sock.try_recv_many(ask, &mut |from, data| {
+                if self.full() {
+                    queue.push(from, data);
+                } else {
+                    self.offer(from, data.to_vec());
+                }
+            });
+            match got {
+                // Fewer than asked: the kernel's queue is empty.
+                Ok(n) if n < ask => break,
+                Ok(n) => budget = budget.saturating_sub(n),
+                Err(ErrorCode::WouldBlock) => break,
+                Err(e) if self.out.is_empty() => return Err(e.into()),
+                Err(e) => {
+                    *lock(&shared.deferred) = Some(e);
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -491,5 +575,149 @@ impl Pollable for DatagramReadiness {
             gate.refill(Way::In).await;
             self.shared.sock.readable().await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::test_gate;
+    use crate::limits::{Limits, QUEUED_DATAGRAM_COST};
+    use crate::network::NetworkId;
+    use std::time::{Duration, Instant};
+
+    fn bound(gate: &Arc<Gate>) -> UdpSocket {
+        let mut s = UdpSocket::new(gate, Family::Ipv4).unwrap();
+        let any = addr::from_std(SocketAddr::from(([127, 0, 0, 1], 0)));
+        s.start_bind(NetworkId::DEFAULT, any).unwrap();
+        s.finish_bind().unwrap();
+        s
+    }
+
+    fn local(s: &UdpSocket) -> SocketAddr {
+        addr::to_std(s.local_address().unwrap())
+    }
+
+    /// 64 datagrams of 100 bytes, `tag` then their index: one `send`, so one GSO run.
+    fn send_run(out: &mut OutgoingDatagramStream, to: SocketAddr, tag: u8) {
+        assert_eq!(out.check_send().unwrap(), 64);
+        let batch = (0..64u8)
+            .map(|i| OutgoingDatagram {
+                data: [vec![tag, i], vec![0; 98]].concat(),
+                remote_address: Some(addr::from_std(to)),
+            })
+            .collect();
+        assert_eq!(out.send(batch).unwrap(), 64);
+    }
+
+    /// The first non-empty `receive(max)`, waiting a bounded time for one.
+    fn first(rx: &mut IncomingDatagramStream, max: u64) -> Vec<IncomingDatagram> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = rx.receive(max).unwrap();
+            if !got.is_empty() || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn queued(gate: &Gate) -> u64 {
+        gate.stats().udp_queued_bytes
+    }
+
+    #[tokio::test]
+    async fn a_gro_buffer_larger_than_max_results_comes_over_several_receives_in_order() {
+        let gate = test_gate(Limits::default());
+        let (mut rx, mut a, mut b) = (bound(&gate), bound(&gate), bound(&gate));
+        let to = local(&rx);
+        let (mut rx_in, _rx_out) = rx.stream(None).unwrap();
+        let (_a_in, mut a_out) = a.stream(None).unwrap();
+        let (_b_in, mut b_out) = b.stream(None).unwrap();
+        send_run(&mut a_out, to, b'a');
+        send_run(&mut b_out, to, b'b');
+        let mut got = first(&mut rx_in, 10);
+        assert_eq!(got.len(), 10, "never more than max-results");
+        let cost = 100 + QUEUED_DATAGRAM_COST as u64;
+        // Both runs were there for one `recvmmsg`: two GRO buffers, 118 datagrams past the 10.
+        assert_eq!(queued(&gate), 118 * cost, "the rest waits, counted");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.len() < 128 && Instant::now() < deadline {
+            let more = rx_in.receive(10).unwrap();
+            assert!(more.len() <= 10, "never more than max-results");
+            got.extend(more);
+        }
+        let expect: Vec<(SocketAddr, [u8; 2])> = [(local(&a), b'a'), (local(&b), b'b')]
+            .iter()
+            .flat_map(|&(from, tag)| (0..64u8).map(move |i| (from, [tag, i])))
+            .collect();
+        let seen: Vec<(SocketAddr, [u8; 2])> = got
+            .iter()
+            .map(|d| (addr::to_std(d.remote_address), [d.data[0], d.data[1]]))
+            .collect();
+        assert_eq!(
+            seen, expect,
+            "each sender's datagrams, in order, with its address"
+        );
+        assert!(got.iter().all(|d| d.data.len() == 100));
+        assert_eq!(queued(&gate), 0, "back to the baseline");
+        assert_eq!(gate.stats().datagrams_in, 128);
+        assert_eq!(gate.stats().udp_queue_drops, 0);
+    }
+
+    #[tokio::test]
+    async fn receive_0_is_empty_and_leaves_the_queue_alone() {
+        let gate = test_gate(Limits::default());
+        let (mut rx, mut a) = (bound(&gate), bound(&gate));
+        let (mut rx_in, _rx_out) = rx.stream(None).unwrap();
+        let (_a_in, mut a_out) = a.stream(None).unwrap();
+        send_run(&mut a_out, local(&rx), b'a');
+        assert_eq!(first(&mut rx_in, 1).len(), 1);
+        let held = queued(&gate);
+        assert_eq!(held, 63 * (100 + QUEUED_DATAGRAM_COST as u64));
+        assert!(rx_in.receive(0).unwrap().is_empty());
+        assert_eq!(queued(&gate), held);
+        let next = rx_in.receive(1).unwrap();
+        assert_eq!(next[0].data[..2], [b'a', 1]);
+    }
+
+    #[tokio::test]
+    async fn a_new_stream_or_a_dropped_one_discards_the_queue() {
+        let gate = test_gate(Limits::default());
+        let (mut rx, mut a) = (bound(&gate), bound(&gate));
+        let to = local(&rx);
+        let (mut rx_in, _rx_out) = rx.stream(None).unwrap();
+        let (_a_in, mut a_out) = a.stream(None).unwrap();
+        send_run(&mut a_out, to, b'a');
+        assert_eq!(first(&mut rx_in, 4).len(), 4);
+        assert_ne!(queued(&gate), 0);
+        // A new `stream`: the old stream is stale and its datagrams are gone.
+        let (mut rx_in2, _rx_out2) = rx.stream(None).unwrap();
+        assert_eq!(queued(&gate), 0);
+        assert!(matches!(
+            rx_in.receive(4),
+            Err(SocketError::Code(ErrorCode::InvalidState))
+        ));
+        drop(rx_in);
+        assert!(rx_in2.receive(64).unwrap().is_empty(), "nothing left over");
+        // The newest stream's queue goes with it.
+        send_run(&mut a_out, to, b'b');
+        assert_eq!(first(&mut rx_in2, 4).len(), 4);
+        assert_ne!(queued(&gate), 0);
+        drop(rx_in2);
+        assert_eq!(queued(&gate), 0);
+        // And with the socket, whichever of them goes last.
+        let (mut rx_in3, _rx_out3) = rx.stream(None).unwrap();
+        send_run(&mut a_out, to, b'c');
+        assert_eq!(first(&mut rx_in3, 4).len(), 4);
+        drop(rx);
+        assert_ne!(
+            queued(&gate),
+            0,
+            "the stream still works without its socket"
+        );
+        assert_eq!(rx_in3.receive(1).unwrap()[0].data[..2], [b'c', 4]);
+        drop(rx_in3);
+        assert_eq!(queued(&gate), 0);
     }
 }

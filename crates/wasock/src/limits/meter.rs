@@ -5,7 +5,7 @@
 //! A meter points at its instance's gate: that is how a socket's streams reach the gate
 //! (bandwidth, write grants, the clock), and where the meter retires when dropped.
 
-use super::{Denial, Limits, SocketStats, Stats};
+use super::{Denial, Limits, MAX_UDP_QUEUED, SocketStats, Stats};
 use crate::bindings::network::ErrorCode;
 use crate::gate::Gate;
 use crate::policy::Protocol;
@@ -199,6 +199,9 @@ pub(crate) struct Accounting {
     lookups: AtomicUsize,
     peak: AtomicUsize,
     created: AtomicU64,
+    /// Bytes held in UDP receive queues, as counted by [`Accounting::hold_queued`].
+    queued: AtomicUsize,
+    queue_drops: AtomicU64,
     meters: Mutex<Meters>,
     denied: Mutex<BTreeMap<Denial, u64>>,
 }
@@ -213,6 +216,8 @@ impl Accounting {
             lookups: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             created: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
+            queue_drops: AtomicU64::new(0),
             meters: Mutex::default(),
             denied: Mutex::default(),
         }
@@ -300,6 +305,28 @@ impl Accounting {
         self.open.fetch_sub(1, Relaxed);
     }
 
+    /// Rule: `n` more bytes may join the instance's UDP receive queues only while all of them
+    /// together stay within [`MAX_UDP_QUEUED`]; whether they were counted.
+    pub(crate) fn hold_queued(&self, n: usize) -> bool {
+        self.queued
+            .fetch_update(Relaxed, Relaxed, |q| {
+                q.checked_add(n).filter(|&t| t <= MAX_UDP_QUEUED)
+            })
+            .is_ok()
+    }
+
+    /// Rule: bytes a queue held are released when the queue hands them on or drops them.
+    pub(crate) fn release_queued(&self, n: usize) {
+        let _ = self
+            .queued
+            .fetch_update(Relaxed, Relaxed, |q| Some(q.saturating_sub(n)));
+    }
+
+    /// Counts datagrams dropped because a UDP receive queue was full.
+    pub(crate) fn queue_dropped(&self, n: usize) {
+        self.queue_drops.fetch_add(n as u64, Relaxed);
+    }
+
     /// Counts a backend error that is the host's fd exhaustion (`new-socket-limit` from the
     /// backend, never from the limits) as a refusal; returns it unchanged.
     pub(crate) fn host_error(&self, e: ErrorCode) -> ErrorCode {
@@ -341,6 +368,8 @@ impl Accounting {
             datagrams_out: totals.datagrams_out,
             denials: denied_by.values().sum(),
             denied_by,
+            udp_queued_bytes: self.queued.load(Relaxed) as u64,
+            udp_queue_drops: self.queue_drops.load(Relaxed),
         }
     }
 

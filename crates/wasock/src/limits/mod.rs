@@ -26,6 +26,20 @@ pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 /// [`Limits::write_buffer`] grants this much.
 pub const MAX_WRITE_BUFFER: usize = 16 * 1024 * 1024;
 
+/// The most bytes one UDP socket's host-side receive queue holds, 2 MiB: what a receive took
+/// off the kernel beyond the guest's `max-results` (a GRO buffer can hold more datagrams than
+/// that). A datagram's cost is its payload plus [`QUEUED_DATAGRAM_COST`].
+pub const MAX_UDP_QUEUE: usize = 2 * 1024 * 1024;
+
+/// The most bytes all of an instance's UDP receive queues hold together, 16 MiB; a datagram
+/// that finds no room, in its socket's queue or the instance's, is dropped (counted in
+/// [`Stats::udp_queue_drops`]), as the kernel drops one that finds the receive buffer full.
+pub const MAX_UDP_QUEUED: usize = 16 * 1024 * 1024;
+
+/// What a queued datagram costs beyond its payload: its sender's address, its place in the
+/// queue and its allocation.
+pub const QUEUED_DATAGRAM_COST: usize = 64;
+
 /// Rule: no operator duration overflows a deadline; anything past [`FOREVER`] is [`FOREVER`].
 pub(crate) fn bounded(d: Duration) -> Duration {
     d.min(FOREVER)
@@ -124,6 +138,11 @@ pub struct Stats {
     pub denials: u64,
     /// Refusals by reason.
     pub denied_by: BTreeMap<Denial, u64>,
+    /// Bytes the instance's UDP receive queues hold now (received, not yet returned to the
+    /// guest), counted as [`MAX_UDP_QUEUED`] says.
+    pub udp_queued_bytes: u64,
+    /// Datagrams dropped because a UDP receive queue was full.
+    pub udp_queue_drops: u64,
 }
 
 /// Why an operation was refused, for the counters.

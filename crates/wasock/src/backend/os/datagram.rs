@@ -1,5 +1,6 @@
 //! UDP sockets, batched through quinn-udp: runs of equal-size datagrams to one peer leave in one
-//! `sendmsg` with GSO where the kernel has it, and receives take up to a batch per `recvmmsg`.
+//! `sendmsg` with GSO where the kernel has it, and receives take up to a batch per `recvmmsg`,
+//! with GRO: a slot can bring a sender's whole GSO run, split here into its datagrams.
 
 use super::{SockOptions, no_wait, nonblocking, set_int};
 use crate::addr::Family;
@@ -9,6 +10,7 @@ use std::cell::RefCell;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::task::Poll;
 use tokio::io::Interest;
 
@@ -18,6 +20,8 @@ const SLOT: usize = 1 << 16;
 const RECV_BATCH: usize = quinn_udp::BATCH_SIZE;
 /// Most payload bytes one GSO `sendmsg` carries (under the 64 KiB an IP packet can hold).
 const MAX_GSO_BYTES: usize = 60 * 1024;
+/// Most datagrams the kernel coalesces into one GRO buffer (its `UDP_GRO_CNT_MAX`).
+const MAX_GRO_SEGMENTS: usize = 64;
 
 /// What a receive waits for and, finding nothing, clears: a datagram or a pending error.
 const RECV_INTEREST: Interest = Interest::READABLE.add(Interest::ERROR);
@@ -35,6 +39,9 @@ pub(crate) struct Datagram {
     sock: tokio::net::UdpSocket,
     state: UdpSocketState,
     family: Family,
+    /// Datagrams per filled slot in the last receive (1 without GRO): sizes the next one's
+    /// slots, so that a receive takes about what it was asked for.
+    per_slot: AtomicUsize,
 }
 
 impl SockOptions for Datagram {
@@ -49,7 +56,8 @@ impl SockOptions for Datagram {
 impl Datagram {
     /// Wraps a bound socket. quinn-udp's set-up asks for QUIC's options; the ones that change
     /// what a plain UDP program sees are put back: fragmentation as the OS does it (no
-    /// don't-fragment), no receive timestamps, and no GRO (one datagram per receive slot).
+    /// don't-fragment) and no receive timestamps. GRO stays on where the kernel has it: a
+    /// coalesced buffer is split back into the sender's datagrams by [`Self::try_recv_many`].
     pub(super) fn new(sock: std::net::UdpSocket, family: Family) -> io::Result<Self> {
         let state = UdpSocketState::new(UdpSockRef::from(&sock))?;
         let fd = sock.as_raw_fd();
@@ -72,7 +80,6 @@ impl Datagram {
         }
         // Control messages WASI has no field for would cost kernel work on every datagram.
         let _ = set_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 0);
-        let _ = set_int(fd, libc::SOL_UDP, libc::UDP_GRO, 0);
         let _ = match family {
             Family::Ipv4 => set_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 0).and(set_int(
                 fd,
@@ -88,17 +95,20 @@ impl Datagram {
             sock,
             state,
             family,
+            per_slot: AtomicUsize::new(1),
         })
     }
 
-    /// Receives up to `max` datagrams without waiting, handing each to `each(sender, payload)`
-    /// in arrival order; how many, or `WouldBlock` when none is queued.
+    /// Receives about `max` datagrams without waiting, handing each to `each(sender, payload)`
+    /// in arrival order; how many, or `WouldBlock` when none is queued. A GRO buffer is handed
+    /// whole, split into its datagrams, so more than `max` may come: the caller keeps the rest.
     pub(crate) fn try_recv_many(
         &self,
         max: usize,
         each: &mut dyn FnMut(SocketAddr, &[u8]),
     ) -> io::Result<usize> {
-        let slots = max.clamp(1, RECV_BATCH);
+        let per_slot = self.per_slot.load(Relaxed).max(1);
+        let slots = max.div_ceil(per_slot).clamp(1, RECV_BATCH);
         RECV_SLOTS.with_borrow_mut(|buf| {
             if buf.len() < slots * SLOT {
                 buf.resize(slots * SLOT, 0);
@@ -115,10 +125,14 @@ impl Datagram {
                         .recv(sock, &mut iovs[..slots], &mut meta[..slots])
                 },
             )?;
+            let mut count = 0;
             for (m, iov) in meta.iter().zip(&iovs).take(n) {
-                each(m.addr, &iov[..m.len.min(SLOT)]);
+                let payload = &iov[..m.len.min(SLOT)];
+                count += split_gro(payload, m.stride, &mut |d| each(m.addr, d));
             }
-            Ok(n)
+            let seen = (count / n.max(1)).clamp(1, MAX_GRO_SEGMENTS);
+            self.per_slot.store(seen, Relaxed);
+            Ok(count)
         })
     }
 
@@ -259,6 +273,22 @@ impl Datagram {
     }
 }
 
+/// Rule: a GRO buffer is its sender's datagrams of `stride` bytes laid end to end, the last
+/// one possibly shorter; a buffer without GRO (`stride` 0 or at least its length) is one
+/// datagram, an empty one included. How many datagrams `each` was handed.
+fn split_gro(payload: &[u8], stride: usize, each: &mut dyn FnMut(&[u8])) -> usize {
+    if stride == 0 || stride >= payload.len() {
+        each(payload);
+        return 1;
+    }
+    let mut n = 0;
+    for d in payload.chunks(stride) {
+        each(d);
+        n += 1;
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +391,48 @@ mod tests {
             assert!(a.disconnect(None).unwrap());
             assert_eq!(a.local_addr().unwrap(), was, "an explicit port survives");
         }
+    }
+
+    #[test]
+    fn a_gro_buffer_splits_into_its_datagrams() {
+        let payload: Vec<u8> = (0..25).collect();
+        let mut got = Vec::new();
+        assert_eq!(split_gro(&payload, 10, &mut |d| got.push(d.to_vec())), 3);
+        assert_eq!(got, [&payload[..10], &payload[10..20], &payload[20..]]);
+        for stride in [0, 25, 30] {
+            let mut got = Vec::new();
+            assert_eq!(
+                split_gro(&payload, stride, &mut |d| got.push(d.to_vec())),
+                1
+            );
+            assert_eq!(got, [&payload[..]], "stride {stride}: one datagram");
+        }
+        let mut got = Vec::new();
+        assert_eq!(split_gro(&[], 0, &mut |d| got.push(d.to_vec())), 1);
+        assert_eq!(got, [Vec::<u8>::new()], "an empty datagram is one too");
+    }
+
+    #[tokio::test]
+    async fn a_gso_run_arrives_as_one_gro_buffer_and_comes_whole() {
+        let (tx, from) = bound(Family::Ipv4);
+        let (rx, to) = bound(Family::Ipv4);
+        let payloads: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 200]).collect();
+        let batch: Vec<(SocketAddr, &[u8])> = payloads.iter().map(|d| (to, &d[..])).collect();
+        assert_eq!(tx.try_send_many(&batch).0, 64);
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let n = loop {
+            match rx.try_recv_many(1, &mut |sender, d| got.push((sender, d.to_vec()))) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(n, 64, "one slot, the whole run");
+        assert!(got.iter().all(|(sender, _)| *sender == from));
+        assert!(got.iter().map(|(_, d)| d).eq(&payloads));
     }
 
     #[tokio::test]
