@@ -32,6 +32,8 @@ pub fn add_to_linker<T: WasockView + Send + 'static>(
 /// Adds all of WASI 0.2 to `linker`: `wasmtime-wasi`'s whole set
 /// (`wasmtime_wasi::p2::add_to_linker_async`), then wasock's `wasi:sockets` in place of its
 /// sockets, so every interface a Wasmtime release links is there and the sockets are wasock's.
+/// `wasi:io/poll` and `wasi:io/streams` are wasock's too: the same resources, with its TCP
+/// streams' pollables answered from the host's own readiness.
 ///
 /// The engine needs async support. Shadowing is turned on for wasock's definitions and off
 /// again afterwards (the [`Linker`] default); set it after this call if you want it on.

@@ -22,18 +22,18 @@ use wasmtime_wasi_io::poll::DynPollable;
 type Wait = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// What a registered stream's pollables wait on.
-#[derive(Clone)]
-pub(crate) enum Waitable {
+#[derive(Clone, Copy)]
+pub(crate) enum Waitable<'a> {
     /// A TCP `input-stream`: [`Conn::readable`].
-    Readable(Arc<Conn>),
+    Readable(&'a Arc<Conn>),
     /// A TCP `output-stream`: [`Conn::writable`].
-    Writable(Arc<Conn>),
+    Writable(&'a Arc<Conn>),
 }
 
-impl Waitable {
+impl Waitable<'_> {
     /// Readiness in one poll, registering `cx`'s waker when not ready; `None` when only the
     /// async wait can tell.
-    fn poll_now(&self, cx: &mut Context<'_>, fresh: bool) -> Option<Poll<()>> {
+    fn poll_now(self, cx: &mut Context<'_>, fresh: bool) -> Option<Poll<()>> {
         match self {
             Waitable::Readable(conn) => conn.poll_readable(cx, fresh),
             Waitable::Writable(conn) => conn.poll_writable(cx),
@@ -41,10 +41,16 @@ impl Waitable {
     }
 
     /// The async wait, owning what it waits on.
-    fn wait(&self) -> Wait {
-        match self.clone() {
-            Waitable::Readable(conn) => Box::pin(async move { conn.readable().await }),
-            Waitable::Writable(conn) => Box::pin(async move { conn.writable().await }),
+    fn wait(self) -> Wait {
+        match self {
+            Waitable::Readable(conn) => {
+                let conn = conn.clone();
+                Box::pin(async move { conn.readable().await })
+            }
+            Waitable::Writable(conn) => {
+                let conn = conn.clone();
+                Box::pin(async move { conn.writable().await })
+            }
         }
     }
 }
@@ -53,7 +59,7 @@ impl Waitable {
 struct Pending<'a> {
     /// Its index in the guest's list.
     at: u32,
-    waitable: &'a Waitable,
+    waitable: Waitable<'a>,
     /// The async wait, made the first time a poll could not tell.
     wait: Option<Wait>,
     /// Seen not ready in this call: readiness now is new.
@@ -74,33 +80,63 @@ impl Pending<'_> {
     }
 }
 
-/// The instance's registry of wasock-made streams and their pollables, by table index.
+/// The instance's registry of wasock-made streams and their pollables, by table index: one
+/// pointer and one bit per index, so that an idle connection stays small. An index holds a
+/// stream or a pollable, never both at once; which one a lookup means is the caller's.
 #[derive(Default)]
 pub(crate) struct Ready {
     /// wasock's `wasi:io` is linked (one of its functions ran).
     linked: bool,
-    streams: Vec<Option<Waitable>>,
-    pollables: Vec<Option<Waitable>>,
-}
-
-fn put(slots: &mut Vec<Option<Waitable>>, rep: u32, value: Option<Waitable>) {
-    let Ok(at) = usize::try_from(rep) else {
-        return;
-    };
-    if at >= slots.len() {
-        if value.is_none() {
-            return;
-        }
-        slots.resize(at + 1, None);
-    }
-    slots[at] = value;
-}
-
-fn get(slots: &[Option<Waitable>], rep: u32) -> Option<&Waitable> {
-    slots.get(usize::try_from(rep).ok()?)?.as_ref()
+    /// The connection a stream, or a pollable of one, belongs to.
+    conns: Vec<Option<Arc<Conn>>>,
+    /// Set: the output side; clear: the input side.
+    output: Vec<u64>,
 }
 
 impl Ready {
+    fn put(&mut self, rep: u32, entry: Option<(&Arc<Conn>, bool)>) {
+        let Ok(at) = usize::try_from(rep) else {
+            return;
+        };
+        if at >= self.conns.len() {
+            if entry.is_none() {
+                return;
+            }
+            // Grown by an eighth at a time, not doubled: a slot per table index is most of
+            // what the registry costs an idle connection.
+            if at >= self.conns.capacity() {
+                let more = (at + 1 - self.conns.len())
+                    .max(self.conns.len() / 8)
+                    .max(64);
+                self.conns.reserve_exact(more);
+            }
+            self.conns.resize(at + 1, None);
+            self.output.resize(at / 64 + 1, 0);
+        }
+        let bit = 1u64 << (at % 64);
+        match entry {
+            Some((conn, output)) => {
+                self.conns[at] = Some(conn.clone());
+                if output {
+                    self.output[at / 64] |= bit;
+                } else {
+                    self.output[at / 64] &= !bit;
+                }
+            }
+            None => self.conns[at] = None,
+        }
+    }
+
+    fn get(&self, rep: u32) -> Option<Waitable<'_>> {
+        let at = usize::try_from(rep).ok()?;
+        let conn = self.conns.get(at)?.as_ref()?;
+        Some(if self.output[at / 64] & (1u64 << (at % 64)) != 0 {
+            Waitable::Writable(conn)
+        } else {
+            Waitable::Readable(conn)
+        })
+    }
+
     /// wasock's `wasi:io` runs: registrations from now on.
     pub(crate) fn linked(&mut self) {
         self.linked = true;
@@ -109,35 +145,30 @@ impl Ready {
     /// A TCP connection's streams were pushed at these table indices.
     pub(crate) fn streams_made(&mut self, input: u32, output: u32, conn: &Arc<Conn>) {
         if self.linked {
-            put(
-                &mut self.streams,
-                input,
-                Some(Waitable::Readable(conn.clone())),
-            );
-            put(
-                &mut self.streams,
-                output,
-                Some(Waitable::Writable(conn.clone())),
-            );
+            self.put(input, Some((conn, false)));
+            self.put(output, Some((conn, true)));
         }
     }
 
     /// The guest dropped the stream at `rep`.
     pub(crate) fn stream_dropped(&mut self, rep: u32) {
-        put(&mut self.streams, rep, None);
+        self.put(rep, None);
     }
 
     /// `subscribe` on the stream at `stream` made the pollable at `pollable`.
     pub(crate) fn subscribed(&mut self, stream: u32, pollable: u32) {
-        let waitable = get(&self.streams, stream).cloned();
-        if waitable.is_some() {
-            put(&mut self.pollables, pollable, waitable);
+        let entry = self.get(stream).map(|w| match w {
+            Waitable::Readable(conn) => (conn.clone(), false),
+            Waitable::Writable(conn) => (conn.clone(), true),
+        });
+        if let Some((conn, output)) = entry {
+            self.put(pollable, Some((&conn, output)));
         }
     }
 
     /// The guest dropped the pollable at `rep`.
     pub(crate) fn pollable_dropped(&mut self, rep: u32) {
-        put(&mut self.pollables, rep, None);
+        self.put(rep, None);
     }
 
     /// `poll`: the indices of the ready pollables in `list`, waiting until there is one. Traps
@@ -154,7 +185,7 @@ impl Ready {
         let mut others = Vec::new();
         let mut others_at = Vec::new();
         for (at, pollable) in (0u32..).zip(list) {
-            match get(&self.pollables, pollable.rep()) {
+            match self.get(pollable.rep()) {
                 Some(waitable) => own.push(Pending {
                     at,
                     waitable,
@@ -212,9 +243,34 @@ impl Ready {
     fn pending(&self, rep: u32) -> Option<Pending<'_>> {
         Some(Pending {
             at: 0,
-            waitable: get(&self.pollables, rep)?,
+            waitable: self.get(rep)?,
             wait: None,
             seen_pending: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Before wasock's `wasi:io` has run, nothing is noted (a linker with another `wasi:io`
+    /// never fills the registry); a pollable of an unnoted stream is not noted either, and
+    /// clearing past the end grows nothing.
+    #[test]
+    fn nothing_noted_until_linked() {
+        let mut ready = Ready::default();
+        ready.subscribed(3, 4);
+        assert!(ready.conns.is_empty());
+        assert!(
+            ready.ready(4).is_none(),
+            "an unnoted pollable goes to wasmtime-wasi-io"
+        );
+        ready.linked();
+        ready.subscribed(3, 4);
+        ready.pollable_dropped(70);
+        ready.stream_dropped(u32::MAX);
+        assert!(ready.conns.is_empty() && ready.output.is_empty());
+        assert!(ready.get(u32::MAX).is_none());
     }
 }
