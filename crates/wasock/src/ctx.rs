@@ -179,3 +179,24 @@ pub struct WasockSockets;
 impl HasData for WasockSockets {
     type Data<'a> = WasockCtxView<'a>;
 }
+
+/// The view wasock's `wasi:io` glue works on: the same context and table as
+/// [`WasockCtxView`], under a crate-private type, so that linking `wasi:io` adds nothing to
+/// the public API.
+pub(crate) struct WasockIoView<'a> {
+    pub(crate) ctx: &'a mut WasockCtx,
+    pub(crate) table: &'a mut ResourceTable,
+}
+
+/// [`HasData`] for [`WasockIoView`].
+pub(crate) struct WasockIo;
+
+impl HasData for WasockIo {
+    type Data<'a> = WasockIoView<'a>;
+}
+
+/// The store's [`WasockIoView`].
+pub(crate) fn io_view<T: WasockView>(data: &mut T) -> WasockIoView<'_> {
+    let WasockCtxView { ctx, table } = data.sockets();
+    WasockIoView { ctx, table }
+}

@@ -5,7 +5,7 @@
 //! them by semver, so guests built against 0.2.0 … 0.2.12 all link.
 
 use crate::bindings;
-use crate::ctx::{WasockSockets, WasockView};
+use crate::ctx::{WasockIo, WasockSockets, WasockView, io_view};
 use wasmtime::component::Linker;
 use wasmtime_wasi::WasiView;
 
@@ -53,7 +53,7 @@ fn add_io_to_linker<T: WasockView + Send + 'static>(
     linker: &mut Linker<T>,
 ) -> wasmtime::Result<()> {
     use wasmtime_wasi_io::bindings::wasi::io::{poll, streams};
-    poll::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
-    streams::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
+    poll::add_to_linker::<T, WasockIo>(linker, io_view::<T>)?;
+    streams::add_to_linker::<T, WasockIo>(linker, io_view::<T>)?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `wasi:io/streams`: every stream as `wasmtime-wasi-io` serves it; wasock only notes which
 //! pollables wait on its TCP streams (`subscribe`) and forgets them on `drop`.
 
-use crate::ctx::WasockCtxView;
+use crate::ctx::WasockIoView;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi_io::bindings::wasi::io::streams::{
     self, Host, HostInputStream, HostOutputStream,
@@ -11,13 +11,13 @@ use wasmtime_wasi_io::streams::{DynInputStream, DynOutputStream, StreamError, St
 
 type Table = ResourceTable;
 
-impl Host for WasockCtxView<'_> {
+impl Host for WasockIoView<'_> {
     fn convert_stream_error(&mut self, e: StreamError) -> wasmtime::Result<streams::StreamError> {
         Host::convert_stream_error(self.table, e)
     }
 }
 
-impl HostInputStream for WasockCtxView<'_> {
+impl HostInputStream for WasockIoView<'_> {
     async fn drop(&mut self, this: Resource<DynInputStream>) -> wasmtime::Result<()> {
         self.ctx.ready.stream_dropped(this.rep());
         <Table as HostInputStream>::drop(self.table, this).await
@@ -60,7 +60,7 @@ impl HostInputStream for WasockCtxView<'_> {
     }
 }
 
-impl HostOutputStream for WasockCtxView<'_> {
+impl HostOutputStream for WasockIoView<'_> {
     async fn drop(&mut self, this: Resource<DynOutputStream>) -> wasmtime::Result<()> {
         self.ctx.ready.stream_dropped(this.rep());
         <Table as HostOutputStream>::drop(self.table, this).await
