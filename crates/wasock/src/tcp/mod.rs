@@ -59,7 +59,6 @@ pub struct TcpSocket {
     /// The guest's bound port where the policy maps it to another host port.
     ports: PortMap,
     backlog: u32,
-    gate: Arc<Gate>,
     /// Shared with the socket's pollables; made by the first `subscribe`, let go when nothing
     /// is waited on and no pollable holds it.
     wait: Option<Arc<Mutex<Wait>>>,
@@ -77,20 +76,24 @@ impl TcpSocket {
         })?;
         let slot = gate.open_socket(Protocol::Tcp)?;
         let sock = RawSocket::tcp(gate.net(), family).map_err(|e| gate.host_error(e))?;
-        Ok(Self::with_state(gate, family, State::Unbound(sock), slot))
+        Ok(Self::with_state(family, State::Unbound(sock), slot))
     }
 
-    fn with_state(gate: &Arc<Gate>, family: Family, state: State, slot: SocketSlot) -> Self {
+    fn with_state(family: Family, state: State, slot: SocketSlot) -> Self {
         TcpSocket {
             family,
             state,
             network: None,
             ports: PortMap::default(),
             backlog: DEFAULT_BACKLOG,
-            gate: gate.clone(),
             wait: None,
             slot,
         }
+    }
+
+    /// The instance's gate, through the socket's meter.
+    fn gate(&self) -> &Arc<Gate> {
+        self.slot.meter().gate()
     }
 
     /// Tells the socket's pollables what to wait on now.
@@ -162,11 +165,11 @@ impl TcpSocket {
             return Err(ErrorCode::InvalidState.into());
         };
         let local = addr::check_local(addr::Kind::Tcp, self.family, local)?;
-        self.gate.check(Action::Bind {
+        self.gate().check(Action::Bind {
             proto: Protocol::Tcp,
             local,
         })?;
-        let ports = self.gate.port_map(Protocol::Tcp, local);
+        let ports = self.gate().port_map(Protocol::Tcp, local);
         sock.bind(ports.to_host(local))?;
         self.ports = ports;
         if let Ok(bound) = sock.local_addr() {
@@ -211,7 +214,7 @@ impl TcpSocket {
         if self.network.is_some_and(|n| n != net) {
             return Err(ErrorCode::InvalidArgument.into());
         }
-        self.gate.check(Action::Connect {
+        self.gate().check(Action::Connect {
             proto: Protocol::Tcp,
             remote,
         })?;
@@ -225,7 +228,7 @@ impl TcpSocket {
             Ok(stream) => {
                 self.slot.meter().set_remote(Some(remote));
                 let conn = Conn::new(stream, self.slot.meter());
-                let deadline = self.gate.connect_deadline();
+                let deadline = self.gate().connect_deadline();
                 self.set_wait(Wait::Connect(Arc::downgrade(&conn), deadline));
                 self.state = State::ConnectInProgress(conn, deadline);
             }
@@ -239,7 +242,7 @@ impl TcpSocket {
     pub(crate) fn finish_connect(&mut self) -> SocketResult<StreamPair> {
         match std::mem::replace(&mut self.state, State::Closed) {
             State::ConnectInProgress(conn, deadline) => match conn.io().try_connected() {
-                Poll::Pending if self.gate.connect_timed_out(deadline) => {
+                Poll::Pending if self.gate().connect_timed_out(deadline) => {
                     self.set_wait(Wait::Nothing);
                     Err(ErrorCode::Timeout.into())
                 }
@@ -249,7 +252,7 @@ impl TcpSocket {
                 }
                 Poll::Ready(Ok(())) => {
                     self.set_wait(Wait::Nothing);
-                    let _ = conn.io().set_nodelay(self.gate.tcp_nodelay());
+                    let _ = conn.io().set_nodelay(self.gate().tcp_nodelay());
                     if let Ok(local) = conn.io().local_addr() {
                         self.slot.meter().set_local(self.ports.to_guest(local));
                     }
@@ -279,11 +282,11 @@ impl TcpSocket {
             return Err(ErrorCode::InvalidState.into());
         };
         let local = self.ports.to_guest(sock.local_addr()?);
-        self.gate.check(Action::Listen { local })?;
+        self.gate().check(Action::Listen { local })?;
         let State::Bound(sock) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("state checked above");
         };
-        match sock.listen(self.gate.backlog(self.backlog)) {
+        match sock.listen(self.gate().backlog(self.backlog)) {
             Ok(listener) => {
                 self.state = State::ListenInProgress(Arc::new(listener));
                 Ok(())
@@ -316,22 +319,22 @@ impl TcpSocket {
         };
         let local = self.ports.to_guest(listener.local_addr()?);
         for _ in 0..ACCEPT_ATTEMPTS {
-            self.gate.may_accept()?;
-            let next = listener.try_accept().map_err(|e| self.gate.host_error(e));
+            self.gate().may_accept()?;
+            let next = listener.try_accept().map_err(|e| self.gate().host_error(e));
             let Some((stream, peer)) = next? else {
                 break;
             };
-            if self.gate.check(Action::Accept { local, peer }).is_err() {
+            if self.gate().check(Action::Accept { local, peer }).is_err() {
                 stream.reset();
                 continue;
             }
-            let slot = self.gate.open_socket(Protocol::Tcp)?;
+            let slot = self.gate().open_socket(Protocol::Tcp)?;
             slot.meter().set_local(local);
             slot.meter().set_remote(Some(peer));
-            let _ = stream.set_nodelay(self.gate.tcp_nodelay());
+            let _ = stream.set_nodelay(self.gate().tcp_nodelay());
             let conn = Conn::new(stream, slot.meter());
             let pair = Conn::streams(&conn);
-            let mut sock = Self::with_state(&self.gate, self.family, State::Connected(conn), slot);
+            let mut sock = Self::with_state(self.family, State::Connected(conn), slot);
             sock.network = self.network;
             sock.ports = self.ports;
             return Ok((sock, pair));
@@ -380,7 +383,7 @@ impl TcpSocket {
                 Ok(())
             }
             State::ListenInProgress(l) | State::Listening(l) => {
-                l.set_backlog(self.gate.backlog(value))?;
+                l.set_backlog(self.gate().backlog(value))?;
                 self.backlog = value;
                 Ok(())
             }
@@ -510,7 +513,7 @@ impl Pollable for TcpReadiness {
 #[test]
 fn idle_connection_stays_small() {
     use std::mem::size_of;
-    assert!(size_of::<TcpSocket>() <= 64, "{}", size_of::<TcpSocket>());
+    assert!(size_of::<TcpSocket>() <= 56, "{}", size_of::<TcpSocket>());
     assert!(size_of::<Conn>() <= 48, "{}", size_of::<Conn>());
     assert!(size_of::<TcpWriter>() <= 16, "{}", size_of::<TcpWriter>());
     assert!(size_of::<crate::limits::Meter>() <= 112);
