@@ -171,15 +171,18 @@ impl Ready {
         self.put(rep, None);
     }
 
-    /// `poll`: the indices of the ready pollables in `list`, waiting until there is one. Traps
-    /// on an empty list, as `wasmtime-wasi-io` does.
+    /// `poll`: the indices of the ready pollables in `list`, waiting until there is one.
     pub(crate) async fn poll(
         &self,
         table: &mut ResourceTable,
         list: Vec<Resource<DynPollable>>,
     ) -> wasmtime::Result<Vec<u32>> {
+        // io.wit: `poll` traps if the list is empty or has more elements than a u32 indexes.
         if list.is_empty() {
             wasmtime::bail!("empty poll list");
+        }
+        if u32::try_from(list.len()).is_err() {
+            wasmtime::bail!("poll list longer than a u32 can index");
         }
         let mut own = Vec::new();
         let mut others = Vec::new();
