@@ -4,9 +4,10 @@
 use crate::ctx::{WasockCtx, WasockCtxView, WasockView};
 use std::sync::Mutex;
 use std::time::Duration;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, EngineWeak, Store, Trap};
 use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::p3::bindings as p3;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
 /// How long a guest runs before it yields its thread, under [`time_slices`].
@@ -153,7 +154,9 @@ impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunError::Instantiate(e) => write!(f, "cannot instantiate the component: {e}"),
-            RunError::NotACommand(e) => write!(f, "not a wasi:cli/command component: {e}"),
+            RunError::NotACommand(e) => {
+                write!(f, "not a wasi:cli/command component (0.2 or 0.3): {e}")
+            }
             RunError::Trap(e) => write!(f, "the guest trapped: {e}"),
         }
     }
@@ -161,7 +164,8 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// Instantiates `component` in `store` and calls its `wasi:cli/run`.
+/// Instantiates `component` in `store` and calls its `wasi:cli/run`: `@0.2.x`, or `@0.3.x` run
+/// as a concurrent call.
 ///
 /// Returns the exit code: 0 when `run` returns `ok`, 1 when it returns `err`, the code passed
 /// to `wasi:cli/exit` when the guest calls it. The store is the embedder's: its epoch deadline,
@@ -176,22 +180,70 @@ pub async fn run_command<T: Send + 'static>(
     let pre = linker
         .instantiate_pre(component)
         .map_err(RunError::Instantiate)?;
-    let pre = CommandPre::new(pre).map_err(RunError::NotACommand)?;
+    let pre = AnyCommandPre::new(pre).map_err(RunError::NotACommand)?;
     // tokio's per-task budget would make a guest with many ready sockets see some as not ready
     // until it yields: the guest's own yields (time slices, or the embedder's) bound its turn.
     tokio::task::unconstrained(async {
         // A trap while instantiating (a start function, or the embedder's epoch or fuel) is
         // the guest's, as one in `run` is.
-        let command = pre.instantiate_async(&mut *store).await.map_err(|e| {
-            match e.downcast_ref::<Trap>() {
+        pre.run(store)
+            .await
+            .map_err(|e| match e.downcast_ref::<Trap>() {
                 Some(_) => RunError::Trap(e),
                 None => RunError::Instantiate(e),
-            }
-        })?;
-        Ok(command.wasi_cli_run().call_run(&mut *store).await)
+            })
     })
     .await
     .and_then(exit_code)
+}
+
+/// A `wasi:cli/command` of either version, pre-instantiated.
+pub(crate) enum AnyCommandPre<T: 'static> {
+    V02(CommandPre<T>),
+    V03(p3::CommandPre<T>),
+}
+
+impl<T: 'static> Clone for AnyCommandPre<T> {
+    fn clone(&self) -> Self {
+        match self {
+            AnyCommandPre::V02(pre) => AnyCommandPre::V02(pre.clone()),
+            AnyCommandPre::V03(pre) => AnyCommandPre::V03(pre.clone()),
+        }
+    }
+}
+
+impl<T: Send + 'static> AnyCommandPre<T> {
+    /// The component's `wasi:cli/run`: `@0.2.x` if it exports one, else `@0.3.x`; the 0.2
+    /// error when it exports neither.
+    pub(crate) fn new(pre: InstancePre<T>) -> wasmtime::Result<Self> {
+        match CommandPre::new(pre.clone()) {
+            Ok(pre) => Ok(AnyCommandPre::V02(pre)),
+            Err(e) => p3::CommandPre::new(pre)
+                .map(AnyCommandPre::V03)
+                .map_err(|_| e),
+        }
+    }
+
+    /// Instantiates and calls `run` (0.3's as a concurrent call): `Err` if instantiating
+    /// failed, else `run`'s outcome.
+    pub(crate) async fn run(
+        &self,
+        store: &mut Store<T>,
+    ) -> Result<wasmtime::Result<Result<(), ()>>, wasmtime::Error> {
+        match self {
+            AnyCommandPre::V02(pre) => {
+                let command = pre.instantiate_async(&mut *store).await?;
+                Ok(command.wasi_cli_run().call_run(&mut *store).await)
+            }
+            AnyCommandPre::V03(pre) => {
+                let command = pre.instantiate_async(&mut *store).await?;
+                let run = store
+                    .run_concurrent(async move |store| command.wasi_cli_run().call_run(store).await)
+                    .await;
+                Ok(run.and_then(|outcome| outcome))
+            }
+        }
+    }
 }
 
 /// The exit code of a finished `wasi:cli/run` call.

@@ -1,12 +1,88 @@
 //! The one place where failures become the spec's `error-code`s (or traps).
 //!
+//! [`ErrorCode`] is version-neutral: the union of `wasi:sockets@0.2`'s and `@0.3`'s codes, so one
+//! core serves both; each version's glue in `wit/` maps it to its own `error-code`.
 //! [`from_errno`] is the OS → WIT table; read it side by side with the "Typical errors" lists of
 //! `wit/sockets.wit`.
 
 use crate::backend::ResolveError;
-use crate::bindings::network::ErrorCode;
 use std::fmt;
 use std::io;
+
+/// A socket failure as the WIT names it, in either version: 0.2's codes, 0.3's
+/// `connection-broken`, and an OS error no code fits (0.2 `unknown`, 0.3 `other(some(message))`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// 0.2 `unknown`; 0.3 `other(none)`.
+    Unknown,
+    /// `access-denied`.
+    AccessDenied,
+    /// `not-supported`.
+    NotSupported,
+    /// `invalid-argument`.
+    InvalidArgument,
+    /// `out-of-memory`.
+    OutOfMemory,
+    /// `timeout`.
+    Timeout,
+    /// 0.2 `concurrency-conflict` (0.3 has no start/finish pairs).
+    ConcurrencyConflict,
+    /// 0.2 `not-in-progress`.
+    NotInProgress,
+    /// 0.2 `would-block`; 0.3 waits instead.
+    WouldBlock,
+    /// `invalid-state`.
+    InvalidState,
+    /// 0.2 `new-socket-limit`; 0.3 `other(some("socket limit"))`.
+    NewSocketLimit,
+    /// `address-not-bindable`.
+    AddressNotBindable,
+    /// `address-in-use`.
+    AddressInUse,
+    /// `remote-unreachable`.
+    RemoteUnreachable,
+    /// `connection-refused`.
+    ConnectionRefused,
+    /// 0.3 `connection-broken` (EPIPE); 0.2 `connection-reset`, as it lists EPIPE there.
+    ConnectionBroken,
+    /// `connection-reset`.
+    ConnectionReset,
+    /// `connection-aborted`.
+    ConnectionAborted,
+    /// `datagram-too-large`.
+    DatagramTooLarge,
+    /// `name-unresolvable` (0.3: `ip-name-lookup`'s own code).
+    NameUnresolvable,
+    /// `temporary-resolver-failure`.
+    TemporaryResolverFailure,
+    /// `permanent-resolver-failure`.
+    PermanentResolverFailure,
+    /// An OS error (errno) no code fits: 0.2 `unknown`, 0.3 `other(some(its message))`.
+    Os(i32),
+}
+
+impl ErrorCode {
+    /// The OS's message for [`ErrorCode::Os`], the text 0.3's `other(some(..))` carries; a
+    /// short name of the limit for the codes 0.3 lacks.
+    pub fn message(self) -> Option<String> {
+        match self {
+            ErrorCode::Os(errno) => Some(io::Error::from_raw_os_error(errno).to_string()),
+            ErrorCode::NewSocketLimit => Some("socket limit".to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.message() {
+            Some(m) => write!(f, "{self:?}: {m}"),
+            None => write!(f, "{self:?}"),
+        }
+    }
+}
+
+impl std::error::Error for ErrorCode {}
 
 /// The result of a socket operation as the guest sees it.
 pub type SocketResult<T> = Result<T, SocketError>;
@@ -102,11 +178,12 @@ pub(crate) fn from_errno(errno: i32) -> ErrorCode {
         | libc::ENETDOWN
         | libc::ENONET => ErrorCode::RemoteUnreachable,
         libc::ECONNREFUSED => ErrorCode::ConnectionRefused,
-        libc::ECONNRESET | libc::EPIPE => ErrorCode::ConnectionReset,
+        libc::ECONNRESET => ErrorCode::ConnectionReset,
+        libc::EPIPE => ErrorCode::ConnectionBroken,
         // accept(2): EPROTO is a pending network error on the connection being accepted.
         libc::ECONNABORTED | libc::EPROTO => ErrorCode::ConnectionAborted,
         libc::EMSGSIZE => ErrorCode::DatagramTooLarge,
-        _ => ErrorCode::Unknown,
+        _ => ErrorCode::Os(errno),
     }
 }
 
@@ -171,6 +248,8 @@ mod tests {
             (libc::EMSGSIZE, ErrorCode::DatagramTooLarge),
             (libc::EAGAIN, ErrorCode::WouldBlock),
             (libc::EAFNOSUPPORT, ErrorCode::NotSupported),
+            (libc::EPIPE, ErrorCode::ConnectionBroken),
+            (libc::ELOOP, ErrorCode::Os(libc::ELOOP)),
         ];
         for (errno, code) in cases {
             assert_eq!(from_errno(errno), code, "errno {errno}");

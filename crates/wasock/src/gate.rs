@@ -7,8 +7,8 @@
 
 use crate::audit::{AuditEvent, AuditSink, AuditVerdict, PolicyMode};
 use crate::backend::{Backend, Net, Resolver};
-use crate::bindings::network::ErrorCode;
 use crate::clock::Clock;
+use crate::error::ErrorCode;
 use crate::limits::{
     Accounting, Bandwidth, Counters, Denial, Limits, LookupSlot, Meter, SocketSlot, Stats, Way,
     deadline_after,
@@ -280,6 +280,11 @@ impl Gate {
         if !wait.is_zero() {
             self.clock.sleep_from(now, wait).await;
         }
+    }
+
+    /// Waits `d` on the gate's clock (a retry's pause).
+    pub(crate) async fn sleep(&self, d: Duration) {
+        self.clock.sleep_from(self.clock.now(), d).await
     }
 
     /// Rule: a UDP receive queue may hold `n` more bytes only within the instance's total

@@ -240,6 +240,8 @@ pub mod audit;
 mod backend;
 #[allow(missing_docs)]
 mod bindings;
+#[allow(missing_docs)]
+mod bindings_p3;
 mod clock;
 mod command;
 mod ctx;

@@ -4,8 +4,8 @@
 //! Definitions are made at `@0.2.12`; Wasmtime's linker satisfies imports of any `0.2.x` from
 //! them by semver, so guests built against 0.2.0 … 0.2.12 all link.
 
-use crate::bindings;
 use crate::ctx::{WasockIo, WasockSockets, WasockView, io_view};
+use crate::{bindings, bindings_p3};
 use wasmtime::component::Linker;
 use wasmtime_wasi::WasiView;
 
@@ -26,6 +26,8 @@ pub fn add_to_linker<T: WasockView + Send + 'static>(
     bindings::tcp_create_socket::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
     bindings::udp::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
     bindings::udp_create_socket::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
+    bindings_p3::types::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
+    bindings_p3::ip_name_lookup::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
     Ok(())
 }
 
@@ -41,6 +43,7 @@ pub fn add_wasi_to_linker<T: WasiView + WasockView + Send + 'static>(
     linker: &mut Linker<T>,
 ) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi::p3::add_to_linker(linker)?;
     linker.allow_shadowing(true);
     let sockets = add_to_linker(linker).and_then(|()| add_io_to_linker(linker));
     linker.allow_shadowing(false);

@@ -8,7 +8,7 @@
 //! instance's name-bound grants.
 
 use crate::addr;
-use crate::bindings::network::ErrorCode;
+use crate::error::ErrorCode;
 use crate::gate::Gate;
 use crate::policy::Action;
 use std::collections::VecDeque;

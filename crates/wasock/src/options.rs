@@ -2,7 +2,7 @@
 //! anything else is clamped to what the OS takes (so reading back may differ).
 
 use crate::backend::Opts;
-use crate::bindings::network::ErrorCode;
+use crate::error::ErrorCode;
 use crate::error::SocketResult;
 use std::time::Duration;
 

@@ -18,8 +18,7 @@ mod queue;
 
 use crate::addr::{self, Family};
 use crate::backend::{Datagram, Opts, RawSocket};
-use crate::bindings::network::{ErrorCode, IpSocketAddress};
-use crate::bindings::udp::{IncomingDatagram, OutgoingDatagram};
+use crate::error::ErrorCode;
 use crate::error::{SocketError, SocketResult};
 use crate::gate::{Gate, PortMap};
 use crate::limits::{SocketMeter, SocketSlot, Way};
@@ -79,6 +78,8 @@ pub struct UdpSocket {
     port_pinned: bool,
     gate: Arc<Gate>,
     slot: SocketSlot,
+    /// 0.3: the stream pair its `send` and `receive` use (boxed: a 0.2 socket never has one).
+    streams: Option<Box<(IncomingDatagramStream, OutgoingDatagramStream)>>,
 }
 
 impl UdpSocket {
@@ -98,6 +99,7 @@ impl UdpSocket {
             port_pinned: false,
             gate: gate.clone(),
             slot,
+            streams: None,
         })
     }
 
@@ -112,11 +114,7 @@ impl UdpSocket {
     /// `start-bind`: valid in `unbound` (`concurrency-conflict` while a bind is under way);
     /// argument rules, then policy, then `bind(2)`. The network is not recorded: UDP has no
     /// call that must match it.
-    pub(crate) fn start_bind(
-        &mut self,
-        _net: NetworkId,
-        local: IpSocketAddress,
-    ) -> SocketResult<()> {
+    pub(crate) fn start_bind(&mut self, _net: NetworkId, local: SocketAddr) -> SocketResult<()> {
         if matches!(self.state, State::BindInProgress(_)) {
             return Err(ErrorCode::ConcurrencyConflict.into());
         }
@@ -173,7 +171,7 @@ impl UdpSocket {
     /// (the WIT's POSIX equivalent), and returns the only working stream pair.
     pub(crate) fn stream(
         &mut self,
-        remote: Option<IpSocketAddress>,
+        remote: Option<SocketAddr>,
     ) -> SocketResult<(IncomingDatagramStream, OutgoingDatagramStream)> {
         let State::Bound(shared) = &self.state else {
             return Err(ErrorCode::InvalidState.into());
@@ -228,17 +226,17 @@ impl UdpSocket {
     }
 
     /// `local-address`: `bound` only; narrowed to the route's source while streaming to a peer.
-    pub(crate) fn local_address(&self) -> SocketResult<IpSocketAddress> {
+    pub(crate) fn local_address(&self) -> SocketResult<SocketAddr> {
         match &self.state {
-            State::Bound(b) => Ok(addr::from_std(self.ports.to_guest(b.sock.local_addr()?))),
+            State::Bound(b) => Ok(self.ports.to_guest(b.sock.local_addr()?)),
             _ => Err(ErrorCode::InvalidState.into()),
         }
     }
 
     /// `remote-address`: only while streaming to a peer.
-    pub(crate) fn remote_address(&self) -> SocketResult<IpSocketAddress> {
+    pub(crate) fn remote_address(&self) -> SocketResult<SocketAddr> {
         match (&self.state, self.remote) {
-            (State::Bound(_), Some(r)) => Ok(addr::from_std(r)),
+            (State::Bound(_), Some(r)) => Ok(r),
             _ => Err(ErrorCode::InvalidState.into()),
         }
     }
@@ -279,12 +277,119 @@ impl UdpSocket {
     }
 }
 
+/// What a 0.3 UDP `send` or `receive` got: its outcome, or what to wait on before trying again.
+pub(crate) enum Attempt<T> {
+    Done(T),
+    Wait(DatagramReadiness),
+}
+
+/// `wasi:sockets@0.3`: the same machine; the socket keeps the one stream pair its calls use.
+impl UdpSocket {
+    /// 0.3 `bind`: `start-bind` and `finish-bind` in one step.
+    pub(crate) fn bind(&mut self, local: SocketAddr) -> SocketResult<()> {
+        self.start_bind(NetworkId::DEFAULT, local)?;
+        self.finish_bind()
+    }
+
+    /// 0.3's implicit bind (`connect`, `send`): to the unspecified address, port 0.
+    fn bind_implicitly(&mut self) -> SocketResult<()> {
+        if matches!(self.state, State::Unbound(_)) {
+            self.bind(SocketAddr::new(self.family.unspecified(), 0))?;
+        }
+        Ok(())
+    }
+
+    /// 0.3 `connect`: argument rules first, then an implicit bind, then 0.2's `stream(some)`.
+    pub(crate) fn connect(&mut self, remote: SocketAddr) -> SocketResult<()> {
+        addr::check_remote(addr::Kind::Udp, self.family, remote)?;
+        self.bind_implicitly()?;
+        let pair = self.stream(Some(remote))?;
+        self.streams = Some(Box::new(pair));
+        Ok(())
+    }
+
+    /// 0.3 `disconnect`: `invalid-state` unless connected.
+    pub(crate) fn disconnect(&mut self) -> SocketResult<()> {
+        if self.remote.is_none() {
+            return Err(ErrorCode::InvalidState.into());
+        }
+        let pair = self.stream(None)?;
+        self.streams = Some(Box::new(pair));
+        Ok(())
+    }
+
+    /// The stream pair 0.3's calls use, made unconnected on first use.
+    fn p3_streams(
+        &mut self,
+    ) -> SocketResult<&mut (IncomingDatagramStream, OutgoingDatagramStream)> {
+        if self.streams.is_none() {
+            let pair = self.stream(None)?;
+            self.streams = Some(Box::new(pair));
+        }
+        Ok(self.streams.as_mut().expect("made above"))
+    }
+
+    /// 0.3 `send`, one attempt: binds implicitly; the rules of 0.2's `send` for one datagram.
+    pub(crate) fn try_send(
+        &mut self,
+        data: &mut Vec<u8>,
+        to: Option<SocketAddr>,
+    ) -> SocketResult<Attempt<()>> {
+        if let Some(to) = to {
+            addr::check_remote(addr::Kind::Udp, self.family, to)?;
+        }
+        self.bind_implicitly()?;
+        let (_, outgoing) = self.p3_streams()?;
+        if outgoing.check_send()? == 0 {
+            return Ok(Attempt::Wait(outgoing.readiness()));
+        }
+        let datagram = [OutgoingDatagram {
+            data: std::mem::take(data),
+            to,
+        }];
+        let sent = outgoing.send(&datagram);
+        match sent {
+            Ok(0) => {
+                let [OutgoingDatagram { data: back, .. }] = datagram;
+                *data = back;
+                Ok(Attempt::Wait(outgoing.readiness()))
+            }
+            Ok(_) => Ok(Attempt::Done(())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// 0.3 `receive`, one attempt: `invalid-state` until bound.
+    pub(crate) fn try_receive(&mut self) -> SocketResult<Attempt<IncomingDatagram>> {
+        if !matches!(self.state, State::Bound(_)) {
+            return Err(ErrorCode::InvalidState.into());
+        }
+        let (incoming, _) = self.p3_streams()?;
+        match incoming.receive(1)?.pop() {
+            Some(datagram) => Ok(Attempt::Done(datagram)),
+            None => Ok(Attempt::Wait(incoming.readiness())),
+        }
+    }
+}
+
 /// Pollable of a `udp-socket`: nothing to wait for, ready at once.
 pub(crate) struct UdpReadiness;
 
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for UdpReadiness {
     async fn ready(&mut self) {}
+}
+
+/// A received datagram: its bytes and its sender.
+pub(crate) struct IncomingDatagram {
+    pub(crate) data: Vec<u8>,
+    pub(crate) from: SocketAddr,
+}
+
+/// A datagram to send: its bytes and, where the stream has no peer, its destination.
+pub(crate) struct OutgoingDatagram {
+    pub(crate) data: Vec<u8>,
+    pub(crate) to: Option<SocketAddr>,
 }
 
 /// An `incoming-datagram-stream`.
@@ -395,10 +500,7 @@ impl Taker<'_> {
         }
         gate.spend(Way::In, data.len());
         self.bytes += data.len();
-        self.out.push(IncomingDatagram {
-            data,
-            remote_address: addr::from_std(from),
-        });
+        self.out.push(IncomingDatagram { data, from });
     }
 
     /// Rule: takes from the kernel, the queue being empty, until the call has what it wants,
@@ -468,7 +570,7 @@ impl OutgoingDatagramStream {
 
     /// `send`: more datagrams than permitted traps; sends in order until the first failure and
     /// reports how many went, an error only when the first one failed.
-    pub(crate) fn send(&mut self, datagrams: Vec<OutgoingDatagram>) -> SocketResult<u64> {
+    pub(crate) fn send(&mut self, datagrams: &[OutgoingDatagram]) -> SocketResult<u64> {
         let count = datagrams.len() as u64;
         if count > self.permit {
             return Err(SocketError::trap(format!(
@@ -485,7 +587,7 @@ impl OutgoingDatagramStream {
         let budget = gate.allowance(Way::Out, usize::MAX);
         let (mut batch, mut planned, mut refused) = (Vec::with_capacity(datagrams.len()), 0, None);
         let mut granted = None;
-        for d in &datagrams {
+        for d in datagrams {
             if planned >= budget {
                 break;
             }
@@ -528,9 +630,9 @@ impl OutgoingDatagramStream {
         d: &OutgoingDatagram,
         granted: &mut Option<SocketAddr>,
     ) -> Result<SocketAddr, ErrorCode> {
-        let to = match (self.remote, d.remote_address) {
+        let to = match (self.remote, d.to) {
             (Some(r), None) => r,
-            (Some(r), Some(a)) if addr::to_std(a) == r => r,
+            (Some(r), Some(a)) if a == r => r,
             (Some(_), Some(_)) | (None, None) => return Err(ErrorCode::InvalidArgument),
             (None, Some(a)) => addr::check_remote(addr::Kind::Udp, self.family, a)?,
         };
@@ -588,14 +690,14 @@ mod tests {
 
     fn bound(gate: &Arc<Gate>) -> UdpSocket {
         let mut s = UdpSocket::new(gate, Family::Ipv4).unwrap();
-        let any = addr::from_std(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
         s.start_bind(NetworkId::DEFAULT, any).unwrap();
         s.finish_bind().unwrap();
         s
     }
 
     fn local(s: &UdpSocket) -> SocketAddr {
-        addr::to_std(s.local_address().unwrap())
+        s.local_address().unwrap()
     }
 
     /// 64 datagrams of 100 bytes, `tag` then their index: one `send`, so one GSO run.
@@ -604,10 +706,10 @@ mod tests {
         let batch = (0..64u8)
             .map(|i| OutgoingDatagram {
                 data: [vec![tag, i], vec![0; 98]].concat(),
-                remote_address: Some(addr::from_std(to)),
+                to: Some(to),
             })
-            .collect();
-        assert_eq!(out.send(batch).unwrap(), 64);
+            .collect::<Vec<_>>();
+        assert_eq!(out.send(&batch).unwrap(), 64);
     }
 
     /// The first non-empty `receive(max)`, waiting a bounded time for one.
@@ -653,7 +755,7 @@ mod tests {
             .collect();
         let seen: Vec<(SocketAddr, [u8; 2])> = got
             .iter()
-            .map(|d| (addr::to_std(d.remote_address), [d.data[0], d.data[1]]))
+            .map(|d| (d.from, [d.data[0], d.data[1]]))
             .collect();
         assert_eq!(
             seen, expect,
@@ -719,5 +821,123 @@ mod tests {
         assert_eq!(rx_in3.receive(1).unwrap()[0].data[..2], [b'c', 4]);
         drop(rx_in3);
         assert_eq!(queued(&gate), 0);
+    }
+}
+
+/// 0.3's entry points: implicit binds, the argument and state rules, one datagram per call.
+#[cfg(test)]
+mod v03_tests {
+    use super::*;
+    use crate::gate::test_gate;
+    use crate::limits::Limits;
+    use std::time::Duration;
+
+    fn code<T>(r: SocketResult<T>) -> ErrorCode {
+        match r {
+            Err(SocketError::Code(c)) => c,
+            Err(SocketError::Trap(e)) => panic!("trap: {e}"),
+            Ok(_) => panic!("expected an error code"),
+        }
+    }
+
+    async fn receive(s: &mut UdpSocket) -> IncomingDatagram {
+        for _ in 0..100 {
+            match s.try_receive().unwrap() {
+                Attempt::Done(d) => return d,
+                Attempt::Wait(mut ready) => {
+                    let _ = tokio::time::timeout(Duration::from_millis(100), ready.ready()).await;
+                }
+            }
+        }
+        panic!("no datagram arrived");
+    }
+
+    fn send(s: &mut UdpSocket, data: &[u8], to: Option<SocketAddr>) -> SocketResult<()> {
+        let mut data = data.to_vec();
+        match s.try_send(&mut data, to)? {
+            Attempt::Done(()) => Ok(()),
+            Attempt::Wait(_) => panic!("an empty socket buffer made send wait"),
+        }
+    }
+
+    #[tokio::test]
+    async fn send_binds_implicitly_and_connect_narrows_both_ways() {
+        let gate = test_gate(Limits::default());
+        let mut a = UdpSocket::new(&gate, Family::Ipv4).unwrap();
+        let mut b = UdpSocket::new(&gate, Family::Ipv4).unwrap();
+        assert_eq!(
+            code(a.try_receive()),
+            ErrorCode::InvalidState,
+            "receive before a bind"
+        );
+        assert_eq!(
+            code(a.disconnect()),
+            ErrorCode::InvalidState,
+            "not connected"
+        );
+        b.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let to_b = b.local_address().unwrap();
+        assert_eq!(
+            code(send(&mut a, b"x", None)),
+            ErrorCode::InvalidArgument,
+            "no peer"
+        );
+        let zero_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        assert_eq!(
+            code(send(&mut a, b"x", Some(zero_port))),
+            ErrorCode::InvalidArgument
+        );
+        send(&mut a, b"one", Some(to_b)).unwrap();
+        assert_ne!(
+            a.local_address().unwrap().port(),
+            0,
+            "send bound implicitly"
+        );
+        let got = receive(&mut b).await;
+        assert_eq!(
+            (&got.data[..], got.from.port()),
+            (&b"one"[..], a.local_address().unwrap().port())
+        );
+
+        b.connect(got.from).unwrap();
+        assert_eq!(b.remote_address().unwrap(), got.from);
+        let elsewhere = SocketAddr::from(([127, 0, 0, 1], 9));
+        assert_eq!(
+            code(send(&mut b, b"x", Some(elsewhere))),
+            ErrorCode::InvalidArgument
+        );
+        send(&mut b, b"two", None).unwrap();
+        assert_eq!(receive(&mut a).await.data, b"two");
+        b.disconnect().unwrap();
+        assert_eq!(code(b.remote_address()), ErrorCode::InvalidState);
+        assert_eq!(
+            code(b.disconnect()),
+            ErrorCode::InvalidState,
+            "disconnect twice"
+        );
+        assert_eq!(
+            code(b.bind(zero_port)),
+            ErrorCode::InvalidState,
+            "bound already"
+        );
+    }
+
+    #[test]
+    fn connect_checks_its_argument_before_binding() {
+        let gate = test_gate(Limits::default());
+        let mut a = UdpSocket::new(&gate, Family::Ipv4).unwrap();
+        let any = SocketAddr::from(([0, 0, 0, 0], 53));
+        assert_eq!(code(a.connect(any)), ErrorCode::InvalidArgument);
+        assert_eq!(
+            code(a.local_address()),
+            ErrorCode::InvalidState,
+            "still unbound"
+        );
+        let v6: SocketAddr = "[::1]:53".parse().unwrap();
+        assert_eq!(
+            code(a.connect(v6)),
+            ErrorCode::InvalidArgument,
+            "wrong family"
+        );
     }
 }

@@ -110,7 +110,7 @@ impl Host {
 
 fn code(e: SocketError) -> E {
     match e {
-        SocketError::Code(c) => c,
+        SocketError::Code(c) => c.into(),
         SocketError::Trap(t) => panic!("the host trapped: {t:?}"),
     }
 }

@@ -6,7 +6,7 @@
 //! `.internal` names or to pin DNS; policy, limits, timeouts, audit and name-bound grants
 //! apply to its answers exactly as to the system's.
 
-use crate::bindings::network::ErrorCode;
+use crate::error::ErrorCode;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;

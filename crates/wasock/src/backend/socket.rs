@@ -5,7 +5,7 @@
 use super::os;
 use super::virt::{VDatagram, VListener, VSocket, VStream, VirtOptions, VirtualHost};
 use crate::addr::Family;
-use crate::bindings::network::ErrorCode;
+use crate::error::ErrorCode;
 use crate::error::{bind_error, connect_error, create_error, from_io};
 use os::SockOptions;
 use std::io;
@@ -355,6 +355,15 @@ impl Stream {
         match self {
             Stream::Os(s) => os(s.try_read_buf(buf)),
             Stream::Virt(v) => v.try_read_buf(buf),
+        }
+    }
+
+    /// Reads into `buf` (0.3's receive: straight into guest memory): `would-block` when
+    /// nothing is there, 0 at the end of stream.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> NetResult<usize> {
+        match self {
+            Stream::Os(s) => os(s.try_read(buf)),
+            Stream::Virt(v) => v.try_read(buf),
         }
     }
 

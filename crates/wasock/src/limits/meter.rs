@@ -6,7 +6,7 @@
 //! (bandwidth, write grants, the clock), and where the meter retires when dropped.
 
 use super::{Denial, Limits, MAX_UDP_QUEUED, SocketStats, Stats};
-use crate::bindings::network::ErrorCode;
+use crate::error::ErrorCode;
 use crate::gate::Gate;
 use crate::policy::Protocol;
 use std::collections::BTreeMap;

@@ -15,7 +15,7 @@ mod scenario;
 pub use scenario::{Scenario, ScenarioError};
 
 use crate::backend::VirtualNetwork;
-use crate::command::{StoreState, exit_code};
+use crate::command::{AnyCommandPre, StoreState, exit_code};
 use crate::{RunError, WasockCtx};
 use output::{Trace, TraceOutput};
 use rand::SeedableRng;
@@ -26,7 +26,6 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtx;
-use wasmtime_wasi::p2::bindings::CommandPre;
 
 /// Fuel a guest burns between two yields to the other instances.
 const FUEL_SLICE: u64 = 10_000;
@@ -68,7 +67,7 @@ impl std::error::Error for SimError {}
 pub struct Simulation {
     scenario: Scenario,
     engine: Engine,
-    commands: Vec<CommandPre<StoreState>>,
+    commands: Vec<AnyCommandPre<StoreState>>,
 }
 
 /// How one component ended.
@@ -118,7 +117,7 @@ impl Simulation {
             };
             let component = Component::from_file(&engine, &c.wasm).map_err(compile)?;
             let pre = linker.instantiate_pre(&component).map_err(compile)?;
-            commands.push(CommandPre::new(pre).map_err(compile)?);
+            commands.push(AnyCommandPre::new(pre).map_err(compile)?);
         }
         Ok(Simulation {
             scenario,
@@ -318,7 +317,7 @@ fn sockets_ctx(spec: &ComponentSpec, host: crate::VirtualHost, trace: &Trace) ->
 /// Runs one component from its start time: its exit code, or why it trapped.
 async fn run_component(
     engine: Engine,
-    pre: CommandPre<StoreState>,
+    pre: AnyCommandPre<StoreState>,
     state: StoreState,
     fuel: u64,
     start: Duration,
@@ -329,8 +328,8 @@ async fn run_component(
     store
         .fuel_async_yield_interval(Some(FUEL_SLICE))
         .map_err(|e| format!("{e:#}"))?;
-    let outcome = match pre.instantiate_async(&mut store).await {
-        Ok(command) => command.wasi_cli_run().call_run(&mut store).await,
+    let outcome = match pre.run(&mut store).await {
+        Ok(outcome) => outcome,
         Err(e) => return Err(format!("cannot instantiate: {e:#}")),
     };
     exit_code(outcome).map_err(|e| match e {

@@ -3,20 +3,21 @@
 //! States are named as the WIT names them. A call made in the wrong state returns
 //! `invalid-state` and changes nothing; `finish-*` with nothing under way is `not-in-progress`.
 
+mod p3_streams;
 mod streams;
 
+pub(crate) use p3_streams::{AcceptStream, Ending, ReceiveStream, SendStream};
 pub(crate) use streams::{Conn, TcpReader, TcpWriter};
 
 use crate::addr::{self, Family};
 use crate::backend::{Listener, Opts, RawSocket};
-use crate::bindings::network::{ErrorCode, IpSocketAddress};
-use crate::error::SocketResult;
+use crate::error::{ErrorCode, SocketError, SocketResult};
 use crate::gate::{Gate, PortMap};
 use crate::limits::SocketSlot;
 use crate::network::NetworkId;
 use crate::options;
 use crate::policy::{Action, Protocol};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 use std::time::Instant;
@@ -63,7 +64,13 @@ pub struct TcpSocket {
     /// is waited on and no pollable holds it.
     wait: Option<Arc<Mutex<Wait>>>,
     slot: SocketSlot,
+    /// 0.3: which of `receive` and `send` were called (each may be, once).
+    taken: u8,
 }
+
+/// [`TcpSocket::taken`] bits.
+const TAKEN_RECEIVE: u8 = 1;
+const TAKEN_SEND: u8 = 2;
 
 /// The connection's two streams, returned by `finish-connect` and `accept`.
 pub(crate) type StreamPair = (TcpReader, TcpWriter);
@@ -88,6 +95,7 @@ impl TcpSocket {
             backlog: DEFAULT_BACKLOG,
             wait: None,
             slot,
+            taken: 0,
         }
     }
 
@@ -130,7 +138,7 @@ impl TcpSocket {
     }
 
     /// The socket's local address as the host bound it, once bound.
-    fn host_local_addr(&self) -> Result<std::net::SocketAddr, ErrorCode> {
+    fn host_local_addr(&self) -> Result<SocketAddr, ErrorCode> {
         match &self.state {
             State::Bound(s) => s.local_addr(),
             State::ListenInProgress(l) | State::Listening(l) => l.local_addr(),
@@ -153,11 +161,7 @@ impl TcpSocket {
     }
 
     /// `start-bind`: valid in `unbound`; argument rules, then policy, then `bind(2)`.
-    pub(crate) fn start_bind(
-        &mut self,
-        net: NetworkId,
-        local: IpSocketAddress,
-    ) -> SocketResult<()> {
+    pub(crate) fn start_bind(&mut self, net: NetworkId, local: SocketAddr) -> SocketResult<()> {
         if self.in_progress() {
             return Err(ErrorCode::ConcurrencyConflict.into());
         }
@@ -198,11 +202,7 @@ impl TcpSocket {
     }
 
     /// `start-connect`: valid in `unbound` and `bound`; same network as the bind.
-    pub(crate) fn start_connect(
-        &mut self,
-        net: NetworkId,
-        remote: IpSocketAddress,
-    ) -> SocketResult<()> {
+    pub(crate) fn start_connect(&mut self, net: NetworkId, remote: SocketAddr) -> SocketResult<()> {
         if self.in_progress() {
             return Err(ErrorCode::ConcurrencyConflict.into());
         }
@@ -240,6 +240,12 @@ impl TcpSocket {
     /// `finish-connect`: `would-block` while under way; `timeout` past the instance's connect
     /// timeout; any failure leaves the socket `closed`.
     pub(crate) fn finish_connect(&mut self) -> SocketResult<StreamPair> {
+        let conn = self.complete_connect()?;
+        Ok(Conn::streams(&conn))
+    }
+
+    /// `finish-connect`'s rules, handing over the connection itself (0.3 makes no 0.2 streams).
+    fn complete_connect(&mut self) -> SocketResult<Arc<Conn>> {
         match std::mem::replace(&mut self.state, State::Closed) {
             State::ConnectInProgress(conn, deadline) => match conn.io().try_connected() {
                 Poll::Pending if self.gate().connect_timed_out(deadline) => {
@@ -256,9 +262,8 @@ impl TcpSocket {
                     if let Ok(local) = conn.io().local_addr() {
                         self.slot.meter().set_local(self.ports.to_guest(local));
                     }
-                    let pair = Conn::streams(&conn);
-                    self.state = State::Connected(conn);
-                    Ok(pair)
+                    self.state = State::Connected(conn.clone());
+                    Ok(conn)
                 }
                 Poll::Ready(Err(code)) => {
                     self.set_wait(Wait::Nothing);
@@ -314,49 +319,47 @@ impl TcpSocket {
     /// `accept`: valid in `listening`; a peer the policy refuses is reset and skipped. At the
     /// socket limit it is `new-socket-limit` and the pending connection stays queued.
     pub(crate) fn accept(&mut self) -> SocketResult<(TcpSocket, StreamPair)> {
+        let sock = self
+            .acceptor()?
+            .try_accept()?
+            .ok_or(ErrorCode::WouldBlock)?;
+        let State::Connected(conn) = &sock.state else {
+            unreachable!("accepted sockets are connected");
+        };
+        let pair = Conn::streams(conn);
+        Ok((sock, pair))
+    }
+
+    /// What accepts on the socket's listener, apart from the socket (0.3's `listen` stream
+    /// outlives the `tcp-socket` handle, as its WIT says); `invalid-state` unless `listening`.
+    pub(crate) fn acceptor(&self) -> SocketResult<Acceptor> {
         let State::Listening(listener) = &self.state else {
             return Err(ErrorCode::InvalidState.into());
         };
-        let local = self.ports.to_guest(listener.local_addr()?);
-        for _ in 0..ACCEPT_ATTEMPTS {
-            self.gate().may_accept()?;
-            let next = listener.try_accept().map_err(|e| self.gate().host_error(e));
-            let Some((stream, peer)) = next? else {
-                break;
-            };
-            if self.gate().check(Action::Accept { local, peer }).is_err() {
-                stream.reset();
-                continue;
-            }
-            let slot = self.gate().open_socket(Protocol::Tcp)?;
-            slot.meter().set_local(local);
-            slot.meter().set_remote(Some(peer));
-            let _ = stream.set_nodelay(self.gate().tcp_nodelay());
-            let conn = Conn::new(stream, slot.meter());
-            let pair = Conn::streams(&conn);
-            let mut sock = Self::with_state(self.family, State::Connected(conn), slot);
-            sock.network = self.network;
-            sock.ports = self.ports;
-            return Ok((sock, pair));
-        }
-        Err(ErrorCode::WouldBlock.into())
+        Ok(Acceptor {
+            listener: listener.clone(),
+            gate: self.gate().clone(),
+            family: self.family,
+            network: self.network,
+            ports: self.ports,
+        })
     }
 
     /// `local-address`: bound or later; `invalid-state` before.
-    pub(crate) fn local_address(&self) -> SocketResult<IpSocketAddress> {
+    pub(crate) fn local_address(&self) -> SocketResult<SocketAddr> {
         match &self.state {
             State::Unbound(_)
             | State::BindInProgress(_)
             | State::ConnectFailed(_)
             | State::Closed => Err(ErrorCode::InvalidState.into()),
-            _ => Ok(addr::from_std(self.ports.to_guest(self.host_local_addr()?))),
+            _ => Ok(self.ports.to_guest(self.host_local_addr()?)),
         }
     }
 
     /// `remote-address`: `connected` only.
-    pub(crate) fn remote_address(&self) -> SocketResult<IpSocketAddress> {
+    pub(crate) fn remote_address(&self) -> SocketResult<SocketAddr> {
         match &self.state {
-            State::Connected(c) => Ok(addr::from_std(c.io().peer_addr()?)),
+            State::Connected(c) => Ok(c.io().peer_addr()?),
             _ => Err(ErrorCode::InvalidState.into()),
         }
     }
@@ -483,6 +486,116 @@ impl TcpSocket {
     }
 }
 
+/// The accepting side of a listening socket: its listener, and what accepted sockets inherit.
+pub(crate) struct Acceptor {
+    listener: Arc<Listener>,
+    gate: Arc<Gate>,
+    family: Family,
+    network: Option<NetworkId>,
+    ports: PortMap,
+}
+
+impl Acceptor {
+    /// One pending connection as a `connected` socket, `None` when none is pending; a peer the
+    /// policy refuses is reset and skipped. At the socket limit, `new-socket-limit` and the
+    /// connection stays queued.
+    pub(crate) fn try_accept(&self) -> SocketResult<Option<TcpSocket>> {
+        let local = self.ports.to_guest(self.listener.local_addr()?);
+        for _ in 0..ACCEPT_ATTEMPTS {
+            self.gate.may_accept()?;
+            let next = self
+                .listener
+                .try_accept()
+                .map_err(|e| self.gate.host_error(e));
+            let Some((stream, peer)) = next? else {
+                return Ok(None);
+            };
+            if self.gate.check(Action::Accept { local, peer }).is_err() {
+                stream.reset();
+                continue;
+            }
+            let slot = self.gate.open_socket(Protocol::Tcp)?;
+            slot.meter().set_local(local);
+            slot.meter().set_remote(Some(peer));
+            let _ = stream.set_nodelay(self.gate.tcp_nodelay());
+            let conn = Conn::new(stream, slot.meter());
+            let mut sock = TcpSocket::with_state(self.family, State::Connected(conn), slot);
+            sock.network = self.network;
+            sock.ports = self.ports;
+            return Ok(Some(sock));
+        }
+        Ok(None)
+    }
+
+    /// Waits until a connection is pending.
+    pub(crate) async fn ready(&self) {
+        self.listener.ready().await
+    }
+
+    /// The instance's gate (its clock, for waiting at the socket limit).
+    pub(crate) fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+}
+
+/// `wasi:sockets@0.3`: the same machine, each call made of the 0.2 steps it stands for, on the
+/// instance's one network.
+impl TcpSocket {
+    /// 0.3 `bind`: `start-bind` and `finish-bind` in one step.
+    pub(crate) fn bind(&mut self, local: SocketAddr) -> SocketResult<()> {
+        self.start_bind(NetworkId::DEFAULT, local)?;
+        self.finish_bind()
+    }
+
+    /// 0.3 `connect`, first half: the argument, state and policy rules, and the connect
+    /// started (implicitly bound by the OS, as 0.3 requires).
+    pub(crate) fn connect_start(&mut self, remote: SocketAddr) -> SocketResult<()> {
+        self.start_connect(NetworkId::DEFAULT, remote)
+    }
+
+    /// 0.3 `connect`, second half: `Ok(None)` while under way (wait on [`Self::readiness`]),
+    /// else the outcome; a failure leaves the socket `closed`.
+    pub(crate) fn connect_poll(&mut self) -> SocketResult<Option<()>> {
+        match self.complete_connect() {
+            Ok(_) => Ok(Some(())),
+            Err(SocketError::Code(ErrorCode::WouldBlock)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// 0.3 `listen`: binds implicitly when unbound, then `start-listen` and `finish-listen`.
+    pub(crate) fn listen(&mut self) -> SocketResult<Acceptor> {
+        if matches!(self.state, State::Unbound(_)) {
+            let any = SocketAddr::new(self.family.unspecified(), 0);
+            self.bind(any)?;
+        }
+        self.start_listen()?;
+        self.finish_listen()?;
+        self.acceptor()
+    }
+
+    /// 0.3 `receive`: once per socket, `connected` only; the connection to read from.
+    pub(crate) fn take_receive(&mut self) -> SocketResult<Arc<Conn>> {
+        self.take_half(TAKEN_RECEIVE)
+    }
+
+    /// 0.3 `send`: once per socket, `connected` only; the connection to write to.
+    pub(crate) fn take_send(&mut self) -> SocketResult<Arc<Conn>> {
+        self.take_half(TAKEN_SEND)
+    }
+
+    fn take_half(&mut self, half: u8) -> SocketResult<Arc<Conn>> {
+        let State::Connected(conn) = &self.state else {
+            return Err(ErrorCode::InvalidState.into());
+        };
+        if self.taken & half != 0 {
+            return Err(ErrorCode::InvalidState.into());
+        }
+        self.taken |= half;
+        Ok(conn.clone())
+    }
+}
+
 /// Pollable of a `tcp-socket`: ready at once in every state (bind and listen resolve at once)
 /// but `connect-in-progress` until the connect resolves, and `listening` until one is pending.
 pub(crate) struct TcpReadiness(Arc<Mutex<Wait>>);
@@ -528,13 +641,13 @@ mod tests {
     use std::time::Duration;
 
     /// A listener whose queue holds one connection, so that later SYNs are dropped.
-    fn full_listener() -> (socket2::Socket, IpSocketAddress) {
+    fn full_listener() -> (socket2::Socket, SocketAddr) {
         let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
         l.bind(&any.into()).unwrap();
         l.listen(1).unwrap();
         let addr = l.local_addr().unwrap().as_socket().unwrap();
-        (l, addr::from_std(addr))
+        (l, addr)
     }
 
     /// The connect timeout runs on the gate's clock: a connect that cannot complete times out
@@ -574,5 +687,165 @@ mod tests {
             Err(crate::error::SocketError::Code(ErrorCode::Timeout))
         ));
         assert_eq!(gate.stats().denied_by[&Denial::ConnectTimeout], 1);
+    }
+}
+
+/// 0.3's entry points over both backends: implicit binds, once-only halves, the state rules.
+#[cfg(test)]
+mod v03_tests {
+    use super::*;
+    use crate::backend::VirtualNetwork;
+    use crate::gate::{test_gate, test_gate_virtual};
+    use crate::limits::Limits;
+    use std::time::Duration;
+
+    /// (backend, server gate, client gate, the server's loopback or virtual IPv4 address).
+    fn backends() -> Vec<(&'static str, Arc<Gate>, Arc<Gate>, std::net::IpAddr)> {
+        let os = test_gate(Limits::default());
+        let net = VirtualNetwork::new();
+        let server = net.attach("server").unwrap();
+        let ip = server.addresses()[0];
+        let client = net.attach("client").unwrap();
+        vec![
+            ("os", os.clone(), os, "127.0.0.1".parse().unwrap()),
+            (
+                "virtual",
+                test_gate_virtual(&server),
+                test_gate_virtual(&client),
+                ip,
+            ),
+        ]
+    }
+
+    fn code<T>(r: SocketResult<T>) -> ErrorCode {
+        match r {
+            Err(SocketError::Code(c)) => c,
+            Err(SocketError::Trap(e)) => panic!("trap: {e}"),
+            Ok(_) => panic!("expected an error code"),
+        }
+    }
+
+    async fn connect(gate: &Arc<Gate>, to: SocketAddr) -> TcpSocket {
+        let mut s = TcpSocket::new(gate, Family::Ipv4).unwrap();
+        s.connect_start(to).unwrap();
+        let mut ready = s.readiness();
+        for _ in 0..100 {
+            if s.connect_poll().unwrap().is_some() {
+                return s;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), ready.ready()).await;
+        }
+        panic!("connect to {to} did not complete");
+    }
+
+    async fn accept(acceptor: &Acceptor) -> TcpSocket {
+        for _ in 0..100 {
+            if let Some(s) = acceptor.try_accept().unwrap() {
+                return s;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), acceptor.ready()).await;
+        }
+        panic!("nothing to accept");
+    }
+
+    #[tokio::test]
+    async fn listen_binds_implicitly_and_the_halves_are_taken_once() {
+        for (backend, server, client, ip) in backends() {
+            let mut l = TcpSocket::new(&server, Family::Ipv4).unwrap();
+            let acceptor = l.listen().unwrap();
+            assert!(l.is_listening(), "{backend}");
+            let port = l.local_address().unwrap().port();
+            assert_ne!(port, 0, "{backend}: listen bound a port");
+            assert_eq!(code(l.listen()), ErrorCode::InvalidState, "{backend}");
+            assert_eq!(
+                code(l.bind("127.0.0.1:0".parse().unwrap())),
+                ErrorCode::InvalidState
+            );
+            assert_eq!(
+                code(l.connect_start(SocketAddr::new(ip, port))),
+                ErrorCode::InvalidState
+            );
+            assert_eq!(code(l.take_receive()), ErrorCode::InvalidState, "{backend}");
+
+            let mut c = connect(&client, SocketAddr::new(ip, port)).await;
+            let mut a = accept(&acceptor).await;
+            assert_eq!(c.remote_address().unwrap().port(), port, "{backend}");
+            assert_eq!(
+                code(c.connect_start(SocketAddr::new(ip, port))),
+                ErrorCode::InvalidState
+            );
+            assert_eq!(code(c.listen()), ErrorCode::InvalidState, "{backend}");
+
+            let (out, inp) = (c.take_send().unwrap(), a.take_receive().unwrap());
+            assert_eq!(
+                code(c.take_send()),
+                ErrorCode::InvalidState,
+                "{backend}: send twice"
+            );
+            assert_eq!(code(a.take_receive()), ErrorCode::InvalidState, "{backend}");
+            assert_eq!(out.io().try_write(b"hello").unwrap(), 5, "{backend}");
+            let mut buf = [0u8; 16];
+            let mut got = 0;
+            for _ in 0..100 {
+                match inp.io().try_read(&mut buf[got..]) {
+                    Ok(n) => got += n,
+                    Err(ErrorCode::WouldBlock) => {}
+                    Err(e) => panic!("{backend}: {e:?}"),
+                }
+                if got == 5 {
+                    break;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(100), inp.readable()).await;
+            }
+            assert_eq!(&buf[..got], b"hello", "{backend}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connect_leaves_the_socket_closed() {
+        for (backend, _, client, ip) in backends() {
+            // A port nobody listens on: bind one and let it go.
+            let port = {
+                let mut s = TcpSocket::new(&client, Family::Ipv4).unwrap();
+                s.bind(SocketAddr::new(client_ip(backend, ip), 0)).unwrap();
+                s.local_address().unwrap().port()
+            };
+            let mut s = TcpSocket::new(&client, Family::Ipv4).unwrap();
+            let refused = match s.connect_start(SocketAddr::new(ip, port)) {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    let mut ready = s.readiness();
+                    let mut outcome = s.connect_poll();
+                    for _ in 0..100 {
+                        if !matches!(outcome, Ok(None)) {
+                            break;
+                        }
+                        let _ =
+                            tokio::time::timeout(Duration::from_millis(100), ready.ready()).await;
+                        outcome = s.connect_poll();
+                    }
+                    outcome
+                }
+            };
+            assert_eq!(code(refused), ErrorCode::ConnectionRefused, "{backend}");
+            assert_eq!(
+                code(s.local_address()),
+                ErrorCode::InvalidState,
+                "{backend}: closed"
+            );
+            assert_eq!(code(s.take_send()), ErrorCode::InvalidState, "{backend}");
+            assert_eq!(
+                code(s.connect_start(SocketAddr::new(ip, port))),
+                ErrorCode::InvalidState
+            );
+        }
+    }
+
+    /// The address a client-side socket may bind on each backend.
+    fn client_ip(backend: &str, server_ip: std::net::IpAddr) -> std::net::IpAddr {
+        match backend {
+            "os" => server_ip,
+            _ => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! tasks) through the socket's meter, and only so: [`Conn::gate`].
 
 use crate::backend::{NetResult, Stream};
-use crate::bindings::network::ErrorCode;
+use crate::error::ErrorCode;
 use crate::gate::Gate;
 use crate::limits::{SocketMeter, Way};
 use bytes::{Bytes, BytesMut};
@@ -59,6 +59,11 @@ impl Conn {
     /// The instance's gate, by way of the socket's meter.
     pub(super) fn gate(&self) -> &Gate {
         self.meter.gate()
+    }
+
+    /// The socket's meter (its byte counters).
+    pub(super) fn meter(&self) -> &SocketMeter {
+        &self.meter
     }
 
     pub(super) fn io(&self) -> &Stream {

@@ -1,7 +1,7 @@
 //! `wasi:sockets/ip-name-lookup`.
 
 use super::detached_pollable;
-use crate::addr;
+use super::network::ip_from_std;
 use crate::bindings::ip_name_lookup::{Host, HostResolveAddressStream};
 use crate::bindings::network::{IpAddress, Network};
 use crate::ctx::WasockCtxView;
@@ -27,7 +27,7 @@ impl HostResolveAddressStream for WasockCtxView<'_> {
         &mut self,
         this: Resource<ResolveAddressStream>,
     ) -> SocketResult<Option<IpAddress>> {
-        Ok(self.table.get_mut(&this)?.next()?.map(addr::ip_from_std))
+        Ok(self.table.get_mut(&this)?.next()?.map(ip_from_std))
     }
 
     fn subscribe(

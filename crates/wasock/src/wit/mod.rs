@@ -1,4 +1,4 @@
-//! Binding glue: one file per WIT interface. Each converts types, looks resources up in the
+//! Binding glue: one file per WIT interface and version (`p3_*`: `@0.3`). Each converts types, looks resources up in the
 //! table, and delegates to the state machine that implements the function.
 
 mod instance_network;
@@ -6,6 +6,10 @@ mod io_poll;
 mod io_streams;
 mod ip_name_lookup;
 mod network;
+mod p3_ip_name_lookup;
+mod p3_types;
+mod p3_types_tcp;
+mod p3_types_udp;
 mod tcp;
 mod tcp_create_socket;
 mod udp;

@@ -1,6 +1,7 @@
 //! `wasi:sockets/tcp`.
 
 use super::detached_pollable;
+use super::network::{from_std, to_std};
 use crate::bindings::network::{IpAddressFamily, IpSocketAddress, Network};
 use crate::bindings::tcp::{Host, HostTcpSocket, ShutdownType};
 use crate::ctx::WasockCtxView;
@@ -38,7 +39,9 @@ impl HostTcpSocket for WasockCtxView<'_> {
         local_address: IpSocketAddress,
     ) -> SocketResult<()> {
         let net = self.table.get(&network)?.id;
-        self.table.get_mut(&this)?.start_bind(net, local_address)
+        self.table
+            .get_mut(&this)?
+            .start_bind(net, to_std(local_address))
     }
 
     fn finish_bind(&mut self, this: Resource<TcpSocket>) -> SocketResult<()> {
@@ -54,7 +57,7 @@ impl HostTcpSocket for WasockCtxView<'_> {
         let net = self.table.get(&network)?.id;
         self.table
             .get_mut(&this)?
-            .start_connect(net, remote_address)
+            .start_connect(net, to_std(remote_address))
     }
 
     fn finish_connect(&mut self, this: Resource<TcpSocket>) -> SocketResult<Streams> {
@@ -85,11 +88,11 @@ impl HostTcpSocket for WasockCtxView<'_> {
     }
 
     fn local_address(&mut self, this: Resource<TcpSocket>) -> SocketResult<IpSocketAddress> {
-        self.table.get(&this)?.local_address()
+        Ok(from_std(self.table.get(&this)?.local_address()?))
     }
 
     fn remote_address(&mut self, this: Resource<TcpSocket>) -> SocketResult<IpSocketAddress> {
-        self.table.get(&this)?.remote_address()
+        Ok(from_std(self.table.get(&this)?.remote_address()?))
     }
 
     fn is_listening(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<bool> {

@@ -1,6 +1,7 @@
 //! `wasi:sockets/udp`.
 
 use super::detached_pollable;
+use super::network::{from_std, to_std};
 use crate::bindings::network::{IpAddressFamily, IpSocketAddress, Network};
 use crate::bindings::udp::{
     Host, HostIncomingDatagramStream, HostOutgoingDatagramStream, HostUdpSocket, IncomingDatagram,
@@ -8,7 +9,7 @@ use crate::bindings::udp::{
 };
 use crate::ctx::WasockCtxView;
 use crate::error::SocketResult;
-use crate::udp::{IncomingDatagramStream, OutgoingDatagramStream, UdpReadiness, UdpSocket};
+use crate::udp::{self, IncomingDatagramStream, OutgoingDatagramStream, UdpReadiness, UdpSocket};
 use wasmtime::component::Resource;
 use wasmtime_wasi_io::poll::DynPollable;
 
@@ -22,7 +23,9 @@ impl HostUdpSocket for WasockCtxView<'_> {
         local_address: IpSocketAddress,
     ) -> SocketResult<()> {
         let net = self.table.get(&network)?.id;
-        self.table.get_mut(&this)?.start_bind(net, local_address)
+        self.table
+            .get_mut(&this)?
+            .start_bind(net, to_std(local_address))
     }
 
     fn finish_bind(&mut self, this: Resource<UdpSocket>) -> SocketResult<()> {
@@ -37,16 +40,19 @@ impl HostUdpSocket for WasockCtxView<'_> {
         Resource<IncomingDatagramStream>,
         Resource<OutgoingDatagramStream>,
     )> {
-        let (incoming, outgoing) = self.table.get_mut(&this)?.stream(remote_address)?;
+        let (incoming, outgoing) = self
+            .table
+            .get_mut(&this)?
+            .stream(remote_address.map(to_std))?;
         Ok((self.table.push(incoming)?, self.table.push(outgoing)?))
     }
 
     fn local_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
-        self.table.get(&this)?.local_address()
+        Ok(from_std(self.table.get(&this)?.local_address()?))
     }
 
     fn remote_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
-        self.table.get(&this)?.remote_address()
+        Ok(from_std(self.table.get(&this)?.remote_address()?))
     }
 
     fn address_family(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<IpAddressFamily> {
@@ -99,7 +105,14 @@ impl HostIncomingDatagramStream for WasockCtxView<'_> {
         this: Resource<IncomingDatagramStream>,
         max_results: u64,
     ) -> SocketResult<Vec<IncomingDatagram>> {
-        self.table.get_mut(&this)?.receive(max_results)
+        let got = self.table.get_mut(&this)?.receive(max_results)?;
+        Ok(got
+            .into_iter()
+            .map(|d| IncomingDatagram {
+                data: d.data,
+                remote_address: from_std(d.from),
+            })
+            .collect())
     }
 
     fn subscribe(
@@ -126,7 +139,14 @@ impl HostOutgoingDatagramStream for WasockCtxView<'_> {
         this: Resource<OutgoingDatagramStream>,
         datagrams: Vec<OutgoingDatagram>,
     ) -> SocketResult<u64> {
-        self.table.get_mut(&this)?.send(datagrams)
+        let datagrams = datagrams
+            .into_iter()
+            .map(|d| udp::OutgoingDatagram {
+                data: d.data,
+                to: d.remote_address.map(to_std),
+            })
+            .collect::<Vec<_>>();
+        self.table.get_mut(&this)?.send(&datagrams)
     }
 
     fn subscribe(

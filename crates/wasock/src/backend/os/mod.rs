@@ -453,6 +453,23 @@ impl Stream {
         unsafe { buf.set_len(filled + n) };
         Ok(n)
     }
+    /// Reads into `buf` (0.3's receive: the guest's own memory) without waiting
+    /// (`WouldBlock` when nothing is there).
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::Read as _;
+        self.set_flag(CONFIRMED, false);
+        let n = self
+            .io(Interest::READABLE, || (&self.sock).read(buf))
+            .inspect_err(|e| {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    self.set_flag(READ_DONE, true);
+                }
+            })?;
+        if n == 0 && !buf.is_empty() {
+            self.set_flag(READ_DONE, true);
+        }
+        Ok(n)
+    }
     /// Writes what fits without waiting (`WouldBlock` when nothing does), without `SIGPIPE`.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.io(Interest::WRITABLE, || {

@@ -24,7 +24,7 @@ pub(crate) use udp::VDatagram;
 
 use super::{ResolveError, ResolveFuture, Resolver};
 use crate::addr::Family;
-use crate::bindings::network::ErrorCode;
+use crate::error::ErrorCode;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use std::collections::BTreeMap;
 use std::fmt;

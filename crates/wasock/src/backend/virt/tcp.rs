@@ -8,7 +8,7 @@
 //! socket with RST).
 
 use super::{Path, PortLease, Proto, Role, VirtOptions, VirtualHost, Wakers, World};
-use crate::bindings::network::ErrorCode;
+use crate::error::ErrorCode;
 use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -355,6 +355,37 @@ impl VStream {
         let from_a = n.min(a.len());
         buf.extend_from_slice(&a[..from_a]);
         buf.extend_from_slice(&b[..n - from_a]);
+        pipe.buf.drain(..n);
+        pipe.writers.wake_all();
+        Ok(n)
+    }
+
+    /// Reads what is there into `buf` (0.3's receive: the guest's own memory): as
+    /// [`VStream::try_read_buf`], without a host buffer.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> Result<usize, ErrorCode> {
+        let Some(mut link) = self.link() else {
+            return Err(ErrorCode::InvalidState);
+        };
+        if link.reset {
+            self.set_flag(READ_DONE);
+            return Err(ErrorCode::ConnectionReset);
+        }
+        let pipe = &mut link.pipes[1 - self.side];
+        pipe.release(self.path.as_deref());
+        if pipe.buf.is_empty() {
+            if pipe.fin && pipe.drained() {
+                if !buf.is_empty() {
+                    self.set_flag(READ_DONE);
+                }
+                return Ok(0);
+            }
+            return Err(ErrorCode::WouldBlock);
+        }
+        let n = buf.len().min(pipe.buf.len());
+        let (a, b) = pipe.buf.as_slices();
+        let from_a = n.min(a.len());
+        buf[..from_a].copy_from_slice(&a[..from_a]);
+        buf[from_a..n].copy_from_slice(&b[..n - from_a]);
         pipe.buf.drain(..n);
         pipe.writers.wake_all();
         Ok(n)

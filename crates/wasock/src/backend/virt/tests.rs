@@ -3,14 +3,12 @@
 //! cannot produce.
 
 use super::VirtualNetwork;
-use crate::addr::{self, Family};
-use crate::bindings::network::{ErrorCode, IpSocketAddress};
-use crate::bindings::udp::OutgoingDatagram;
-use crate::error::{SocketError, SocketResult};
+use crate::addr::Family;
+use crate::error::{ErrorCode, SocketError, SocketResult};
 use crate::gate::{Gate, test_gate_virtual};
 use crate::network::NetworkId;
 use crate::tcp::{StreamPair, TcpSocket};
-use crate::udp::UdpSocket;
+use crate::udp::{OutgoingDatagram, UdpSocket};
 use bytes::Bytes;
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
 use std::sync::Arc;
@@ -18,12 +16,8 @@ use wasmtime_wasi_io::streams::{InputStream, OutputStream, StreamError};
 
 const NET: NetworkId = NetworkId::DEFAULT;
 
-fn v4(ip: [u8; 4], port: u16) -> IpSocketAddress {
-    addr::from_std(SocketAddr::from((ip, port)))
-}
-
-fn std_addr(a: IpSocketAddress) -> SocketAddr {
-    addr::to_std(a)
+fn v4(ip: [u8; 4], port: u16) -> SocketAddr {
+    SocketAddr::from((ip, port))
 }
 
 /// The error code of a failed call.
@@ -55,7 +49,7 @@ fn two_hosts() -> (VirtualNetwork, Arc<Gate>, Arc<Gate>) {
     (net, server, client)
 }
 
-fn listener(gate: &Arc<Gate>, at: IpSocketAddress) -> TcpSocket {
+fn listener(gate: &Arc<Gate>, at: SocketAddr) -> TcpSocket {
     let mut l = TcpSocket::new(gate, Family::Ipv4).unwrap();
     l.start_bind(NET, at).unwrap();
     l.finish_bind().unwrap();
@@ -64,7 +58,7 @@ fn listener(gate: &Arc<Gate>, at: IpSocketAddress) -> TcpSocket {
     l
 }
 
-fn connect(gate: &Arc<Gate>, to: IpSocketAddress) -> (TcpSocket, SocketResult<StreamPair>) {
+fn connect(gate: &Arc<Gate>, to: SocketAddr) -> (TcpSocket, SocketResult<StreamPair>) {
     let mut s = TcpSocket::new(gate, Family::Ipv4).unwrap();
     s.start_connect(NET, to).unwrap();
     let pair = s.finish_connect();
@@ -108,12 +102,9 @@ fn two_hosts_talk_by_address_and_by_name() {
     let (a, (mut ain, mut aout)) = l.accept().unwrap();
     // The client left from its own address and the first ephemeral port.
     let client_end: SocketAddr = "10.0.0.2:32768".parse().unwrap();
-    assert_eq!(std_addr(c.local_address().unwrap()), client_end);
-    assert_eq!(std_addr(a.remote_address().unwrap()), client_end);
-    assert_eq!(
-        std_addr(a.local_address().unwrap()),
-        "10.0.0.1:80".parse().unwrap()
-    );
+    assert_eq!(c.local_address().unwrap(), client_end);
+    assert_eq!(a.remote_address().unwrap(), client_end);
+    assert_eq!(a.local_address().unwrap(), "10.0.0.1:80".parse().unwrap());
     write_all(&mut cout, b"hello");
     assert_eq!(read_exact(&mut ain, 5), b"hello");
     write_all(&mut aout, b"back");
@@ -139,7 +130,7 @@ fn each_host_has_its_own_loopback() {
     let (c, pair) = connect(&server, v4([127, 0, 0, 1], 8080));
     assert!(pair.is_ok());
     assert_eq!(
-        std_addr(c.local_address().unwrap()).ip(),
+        c.local_address().unwrap().ip(),
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     );
 }
@@ -282,23 +273,23 @@ fn ports_are_freed_with_their_sockets() {
     ephemeral.start_bind(NET, v4([0, 0, 0, 0], 0)).unwrap();
     ephemeral.finish_bind().unwrap();
     assert_eq!(
-        std_addr(ephemeral.local_address().unwrap()).port(),
+        ephemeral.local_address().unwrap().port(),
         32_768,
         "the first ephemeral port"
     );
 }
 
-fn udp(gate: &Arc<Gate>, at: IpSocketAddress) -> UdpSocket {
+fn udp(gate: &Arc<Gate>, at: SocketAddr) -> UdpSocket {
     let mut s = UdpSocket::new(gate, Family::Ipv4).unwrap();
     s.start_bind(NET, at).unwrap();
     s.finish_bind().unwrap();
     s
 }
 
-fn datagram(data: &[u8], to: Option<IpSocketAddress>) -> OutgoingDatagram {
+fn datagram(data: &[u8], to: Option<SocketAddr>) -> OutgoingDatagram {
     OutgoingDatagram {
         data: data.to_vec(),
-        remote_address: to,
+        to,
     }
 }
 
@@ -312,7 +303,7 @@ fn datagrams_between_hosts_and_their_errors() {
     a_out.check_send().unwrap();
     assert_eq!(
         a_out
-            .send(vec![datagram(b"query", Some(v4([10, 0, 0, 1], 53)))])
+            .send(&[datagram(b"query", Some(v4([10, 0, 0, 1], 53)))])
             .unwrap(),
         1
     );
@@ -320,7 +311,7 @@ fn datagrams_between_hosts_and_their_errors() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].data, b"query");
     assert_eq!(
-        std_addr(got[0].remote_address),
+        got[0].from,
         "10.0.0.2:32768".parse().unwrap(),
         "the sender's own address, not its unspecified bind"
     );
@@ -329,18 +320,18 @@ fn datagrams_between_hosts_and_their_errors() {
     let to = Some(v4([10, 0, 0, 1], 53));
     let big = vec![0u8; 65_508];
     assert_eq!(
-        code(a_out.send(vec![datagram(&big, to)])),
+        code(a_out.send(&[datagram(&big, to)])),
         ErrorCode::DatagramTooLarge
     );
     a_out.check_send().unwrap();
     assert_eq!(
-        code(a_out.send(vec![datagram(b"x", Some(v4([10, 0, 9, 9], 53)))])),
+        code(a_out.send(&[datagram(b"x", Some(v4([10, 0, 9, 9], 53)))])),
         ErrorCode::RemoteUnreachable
     );
     // Connected to a port nobody binds: the next receive hears of it.
     let (mut a_in, mut a_out) = a.stream(Some(v4([10, 0, 0, 1], 54))).unwrap();
     a_out.check_send().unwrap();
-    assert_eq!(a_out.send(vec![datagram(b"lost", None)]).unwrap(), 1);
+    assert_eq!(a_out.send(&[datagram(b"lost", None)]).unwrap(), 1);
     assert_eq!(code(a_in.receive(1)), ErrorCode::ConnectionRefused);
     assert!(a_in.receive(1).unwrap().is_empty(), "reported once");
 }
@@ -446,7 +437,7 @@ fn lossy_delivery(seed: u64) -> Vec<u8> {
     for i in 0..200u8 {
         a_out.check_send().unwrap();
         a_out
-            .send(vec![datagram(&[i], Some(v4([10, 0, 0, 1], 53)))])
+            .send(&[datagram(&[i], Some(v4([10, 0, 0, 1], 53)))])
             .unwrap();
     }
     b_in.receive(1_000)

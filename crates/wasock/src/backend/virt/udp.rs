@@ -4,7 +4,7 @@
 //! reports the ICMP error).
 
 use super::{Path, PortLease, Role, VirtOptions, VirtualHost, Wakers};
-use crate::bindings::network::ErrorCode;
+use crate::error::ErrorCode;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::future::poll_fn;
