@@ -23,6 +23,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("RAW_POLICY", "raw-policy"),
     ("RAW_HTTP_SERVER", "raw-http-server"),
     ("RAW_POLL", "raw-poll"),
+    ("RAW_P3_TCP", "raw-p3-tcp"),
     ("UDP_V021", "udp-v021"),
     ("TCP_V020", "tcp-v020"),
     ("STD_CLI", "std-cli"),
@@ -43,7 +44,12 @@ const TARGET: &str = "wasm32-wasip2";
 
 /// The packages holding the test guests; the benchmark guests (`bench*`) are built by the
 /// harness, not by every test build.
-const PACKAGES: &[&str] = &["raw-guests", "versioned-guests", "std-guests"];
+const PACKAGES: &[&str] = &[
+    "raw-guests",
+    "raw-p3-guests",
+    "versioned-guests",
+    "std-guests",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
@@ -62,6 +68,7 @@ fn main() {
         "wit",
         "guest-support",
         "raw",
+        "raw-p3",
         "versioned",
         "std-guests",
     ] {

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod reference;
+pub mod reference_p3;
 
 use std::collections::HashMap;
 use std::fmt;
