@@ -1,5 +1,5 @@
 //! Raw `wasi:sockets@0.3.0` bindings and small helpers for the raw-binding 0.3 guests
-//! (`raw-p3-tcp`).
+//! (`raw-p3-tcp`, `guests/raw-p3-tcp`).
 //!
 //! **Toolchain.** The bindings are `wit-bindgen` 0.61's (the guests workspace's pin) with its
 //! `async` feature, built for `wasm32-wasip2`: Rust 1.95's `wasm-component-ld` links the
@@ -8,12 +8,14 @@
 //! generating the bindings here from the vendored WIT (`guests/wit/0.3.0`, the text
 //! `wasmtime-wasi` 48 implements) pins exactly the interface the checks are written against.
 //!
-//! **Entry point.** A guest is a `wasi:cli/command@0.3.0`: it exports `wasi:cli/run@0.3.0`
-//! (an async-lifted export, so the checks simply `.await` the async imports; the bins are
-//! `#![no_main]`, so the component exports no 0.2 `run` besides). Rust's std still imports
-//! `wasi:cli` / `wasi:io` 0.2 for stdout, stderr, the environment and `exit`, so a host must
-//! link both versions. `guest-support` prints the check records and the summary, as for the
-//! 0.2 guests.
+//! **Entry point.** A guest is a `wasi:cli/command@0.3.0`: it exports `wasi:cli/run@0.3.0`,
+//! an async-lifted export, so the checks simply `.await` the async imports. The guests are
+//! `cdylib`s, not bins: a bin's component also exports `wasi:cli/run@0.2.0` (Rust's `main`),
+//! which a host preferring 0.2 would run, and a 0.2 `run` is a synchronous export, which may
+//! not block on async calls (`wit_bindgen::block_on` there traps: "cannot block a
+//! synchronous task before returning"). Rust's std still imports `wasi:cli` / `wasi:io` 0.2
+//! for stdout, stderr, the environment and `exit`, so a host must link both versions.
+//! `guest-support` prints the check records and the summary, as for the 0.2 guests.
 //!
 //! The helpers never hide an error code: they return the socket call's result so the guest
 //! can assert on it. Only waiting is done for the caller, always bounded by a
@@ -175,10 +177,12 @@ pub async fn within<F: IntoFuture>(check: &str, f: F) -> F::Output {
 /// Polls `f` once, so that an async import call it makes is started, and returns its output
 /// if that already finished it.
 pub async fn poll_once<F: Future + Unpin>(f: &mut F) -> Option<F::Output> {
-    poll_fn(|cx| Poll::Ready(match std::pin::Pin::new(&mut *f).poll(cx) {
-        Poll::Ready(v) => Some(v),
-        Poll::Pending => None,
-    }))
+    poll_fn(|cx| {
+        Poll::Ready(match std::pin::Pin::new(&mut *f).poll(cx) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => None,
+        })
+    })
     .await
 }
 
@@ -314,7 +318,11 @@ pub async fn send_all(check: &str, s: &TcpSocket, data: &[u8]) -> Result<(), Err
     if !left.is_empty() {
         fail(
             check,
-            format!("the send stream took {} of {} bytes", data.len() - left.len(), data.len()),
+            format!(
+                "the send stream took {} of {} bytes",
+                data.len() - left.len(),
+                data.len()
+            ),
         );
     }
     drop(tx);

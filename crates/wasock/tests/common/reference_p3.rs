@@ -18,6 +18,16 @@ pub struct ReferenceP3 {
     table: ResourceTable,
 }
 
+impl ReferenceP3 {
+    /// Store data holding `ctx`.
+    pub fn new(ctx: WasiCtx) -> Self {
+        ReferenceP3 {
+            ctx,
+            table: ResourceTable::new(),
+        }
+    }
+}
+
 impl WasiView for ReferenceP3 {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -51,10 +61,7 @@ pub fn spawn_reference_p3(path: &str, args: &[&str], env: &[(&str, &str)]) -> Ru
         .allow_udp(true)
         .allow_ip_name_lookup(true)
         .build();
-    let state = ReferenceP3 {
-        ctx,
-        table: ResourceTable::new(),
-    };
+    let state = ReferenceP3::new(ctx);
     let (linker, component) = (reference_p3_linker(), io.component.clone());
     io.running(async move {
         let mut store = Store::new(engine(), state);
