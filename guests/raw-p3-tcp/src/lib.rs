@@ -41,6 +41,7 @@ async fn checks() {
         data_round_trip(family).await;
         receive_and_send_once(family).await;
         concurrent_connect(family).await;
+        connecting_state(family).await;
         connect_refused_closes_socket(family).await;
         streams_outlive_socket(family).await;
         accepted_outlive_listener(family).await;
@@ -750,6 +751,115 @@ async fn receive_and_send_once(family: Family) {
         within(&c("send future"), sent).await,
         Ok(()),
     );
+}
+
+/// `connecting`: a connect to a listener whose accept queue is full stays pending (the
+/// listener's SYN queue drops it; Linux retries after a second), so the socket is in the
+/// `connecting` state while the calls below are made. Explicitly bound first: "whenever this
+/// documentation uses the term "bound" ... it actually means: in the `bound` state *or
+/// higher*. (i.e. `bound`, `listening`, `connecting` or `connected`)", so the local address is
+/// the bound one and `bind` is `invalid-state`; `connect`: "`invalid-state`: The socket is
+/// already in the `connecting` state"; `set-listen-backlog-size`: "`invalid-state`: (set) The
+/// socket is in the `connecting` or `connected` state"; no data yet ("`invalid-state`: The
+/// socket is not in the `connected` state"); the options document no state restriction and
+/// no error but `invalid-argument`, so they work as in any other state.
+///
+/// This needs a host whose listener honours a small backlog (the WIT lets a host ignore the
+/// hint): the OS's on Linux does. If no connect stays pending, one check says so and the rest
+/// are not run.
+async fn connecting_state(family: Family) {
+    let c = |what: &str| name(family, &format!("connecting: {what}"));
+    let l = new_tcp(&c("listener"), family);
+    expect_ok(
+        &c("listener: set-listen-backlog-size(1)"),
+        l.set_listen_backlog_size(1),
+    );
+    expect_ok(&c("listener: bind"), l.bind(lo(family, 0)));
+    let _accepts = expect_ok(&c("listener: listen"), l.listen());
+    let laddr = local_addr(&c("listener address"), &l);
+    // Connect clients until one stays pending; the connected ones fill the queue.
+    let clients: Vec<(TcpSocket, IpSocketAddress)> = (0..8)
+        .map(|_| {
+            let s = new_tcp(&c("client"), family);
+            if let Err(e) = s.bind(lo(family, 0)) {
+                fail(&c("client bind"), format!("{e:?}"));
+            }
+            let bound = local_addr(&c("client address"), &s);
+            (s, bound)
+        })
+        .collect();
+    let mut completed = 0;
+    let mut pending = None;
+    for (s, bound) in &clients {
+        let mut connect = Box::pin(s.connect(laddr));
+        match timeout(300, &mut connect).await {
+            Some(Ok(())) => completed += 1,
+            Some(Err(e)) => fail(&c("filling the accept queue"), format!("connect: {e:?}")),
+            None => {
+                pending = Some((s, *bound, connect));
+                break;
+            }
+        }
+    }
+    check(
+        &c("a connect to a full accept queue stays pending"),
+        pending.is_some(),
+        || format!("{completed} connects completed"),
+    );
+    let Some((s, bound, mut connect)) = pending else {
+        return;
+    };
+    expect_err(
+        &c("connect again"),
+        within(&c("connect again"), s.connect(laddr)).await,
+        E::InvalidState,
+    );
+    expect_err(&c("bind"), s.bind(lo(family, 0)), E::InvalidState);
+    expect_err(&c("listen"), s.listen().map(drop), E::InvalidState);
+    expect_err(
+        &c("set-listen-backlog-size(16)"),
+        s.set_listen_backlog_size(16),
+        E::InvalidState,
+    );
+    check_eq(
+        &c("get-local-address is the bound address"),
+        s.get_local_address(),
+        Ok(bound),
+    );
+    expect_err(
+        &c("get-remote-address"),
+        s.get_remote_address(),
+        E::InvalidState,
+    );
+    check_eq(&c("get-is-listening"), s.get_is_listening(), false);
+    check_eq(&c("get-address-family"), s.get_address_family(), family);
+    // Non-fatal checks (`check_eq`, not `expect_ok`): the guest goes on after a failure.
+    check_eq(
+        &c("set-keep-alive-enabled(true)"),
+        s.set_keep_alive_enabled(true),
+        Ok(()),
+    );
+    check_eq(
+        &c("get-keep-alive-enabled"),
+        s.get_keep_alive_enabled(),
+        Ok(true),
+    );
+    check_eq(&c("set-hop-limit(9)"), s.set_hop_limit(9), Ok(()));
+    check_eq(&c("get-hop-limit"), s.get_hop_limit(), Ok(9));
+    check_eq(
+        &c("get-receive-buffer-size > 0"),
+        s.get_receive_buffer_size().map(|n| n > 0),
+        Ok(true),
+    );
+    expect_receive_err(&c("receive"), s, E::InvalidState).await;
+    expect_send_err(&c("send"), s, E::InvalidState).await;
+    // Still pending: none of that finished or failed the connect.
+    check(
+        &c("the connect is still pending"),
+        poll_once(&mut connect).await.is_none(),
+        || "it finished".into(),
+    );
+    drop(connect);
 }
 
 /// `connect` while a `connect` is under way or done: "`invalid-state`: The socket is already in
