@@ -45,6 +45,8 @@ async fn checks() {
         connect_refused_closes_socket(family).await;
         streams_outlive_socket(family).await;
         accepted_outlive_listener(family).await;
+        listen_stream_outlives_socket(family).await;
+        reset_by_peer(family).await;
     }
     finish();
 }
@@ -1018,4 +1020,88 @@ async fn accepted_outlive_listener(family: Family) {
         r,
         Some(Err(E::ConnectionRefused)),
     );
+}
+
+/// "The stream returned by `listen` behaves similarly" (to the send and receive streams, which
+/// "remain functional after the original `tcp-socket` handle is dropped"): with the listening
+/// socket's handle dropped, its listen stream still accepts; the listener keeps its options
+/// in the `listening` state meanwhile.
+async fn listen_stream_outlives_socket(family: Family) {
+    let c = |what: &str| name(family, &format!("listen stream: {what}"));
+    let (l, mut accepts) = listener(&c("listener"), family);
+    let laddr = local_addr(&c("listener address"), &l);
+    // Options of a listening socket.
+    check_eq(
+        &c("listening: set-keep-alive-enabled(true)"),
+        l.set_keep_alive_enabled(true),
+        Ok(()),
+    );
+    check_eq(
+        &c("listening: get-keep-alive-enabled"),
+        l.get_keep_alive_enabled(),
+        Ok(true),
+    );
+    check_eq(
+        &c("listening: set-hop-limit(12)"),
+        l.set_hop_limit(12),
+        Ok(()),
+    );
+    check_eq(&c("listening: get-hop-limit"), l.get_hop_limit(), Ok(12));
+    check_eq(
+        &c("listening: set-hop-limit(0)"),
+        l.set_hop_limit(0),
+        Err(E::InvalidArgument),
+    );
+    drop(l);
+    let client = new_tcp(&c("client"), family);
+    check_eq(
+        &c("connect after the listener's handle was dropped"),
+        within(&c("connect"), client.connect(laddr)).await,
+        Ok(()),
+    );
+    let server = accept(&c("accept"), &mut accepts).await;
+    check(
+        &c("the listen stream still accepts"),
+        server.is_some(),
+        || "the listen stream ended".into(),
+    );
+    if let Some(server) = server {
+        check_eq(
+            &c("accepted socket: get-remote-address"),
+            server.get_remote_address(),
+            client.get_local_address(),
+        );
+    }
+}
+
+/// A connection closed abnormally: the peer closes its socket with data it never read, which
+/// resets the connection (RST). `receive`: "the returned `future` resolves to ... `err` if the
+/// socket was closed abnormally", "`connection-reset`: The connection was reset"; a later
+/// `send` fails with one of its documented codes for a broken connection
+/// ("`connection-broken`: The connection is not writable anymore", "`connection-reset`: The
+/// connection was reset"; which one depends on whether the reset was already reported).
+async fn reset_by_peer(family: Family) {
+    let c = |what: &str| name(family, &format!("reset: {what}"));
+    let p = pair(&c("pair"), family).await;
+    let (mut rx, result) = p.client.receive();
+    check_eq(
+        &c("client sends data the server never reads"),
+        send_all(&c("send"), &p.client, &[7u8; 1000]).await,
+        Ok(()),
+    );
+    // Let the bytes reach the server's receive queue (loopback: well within this).
+    raw_p3::sleep_ms(100).await;
+    drop(p.server);
+    let (end, data) = read_once::<u8>(&c("client read"), &mut rx, 16).await;
+    check_eq(
+        &c("client's receive stream ends"),
+        (end, data.len()),
+        (StreamResult::Dropped, 0),
+    );
+    check_eq(
+        &c("client's receive future"),
+        within(&c("receive future"), result).await,
+        Err(E::ConnectionReset),
+    );
+    let _ = (p.listener, p.accepts);
 }
