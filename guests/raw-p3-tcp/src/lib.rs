@@ -5,7 +5,7 @@
 //! so. Loopback only; every wait is bounded by a timeout. The toolchain and the entry point
 //! (`wasi:cli/run@0.3.0`, a cdylib) are explained in guests/raw-p3/src/lib.rs.
 
-use guest_support::{check, check_eq, expect_err, expect_ok, fail, finish, start};
+use guest_support::{check, check_eq, expect_err, expect_err_in, expect_ok, fail, finish, start};
 use raw_p3::{
     ErrorCode as E, IpAddressFamily as Family, IpSocketAddress, StreamResult, TcpSocket, WAIT_MS,
     accept, byte_stream, family_of, is_loopback, listener, lo, lo_other, local_addr, new_tcp, pair,
@@ -1084,10 +1084,13 @@ async fn reset_by_peer(family: Family) {
     let c = |what: &str| name(family, &format!("reset: {what}"));
     let p = pair(&c("pair"), family).await;
     let (mut rx, result) = p.client.receive();
+    // The client's one send stream stays open (no FIN) for the write after the reset.
+    let (mut tx, data) = byte_stream();
+    let sent = p.client.send(data);
     check_eq(
         &c("client sends data the server never reads"),
-        send_all(&c("send"), &p.client, &[7u8; 1000]).await,
-        Ok(()),
+        write_all(&c("write"), &mut tx, &[7u8; 1000]).await,
+        vec![],
     );
     // Let the bytes reach the server's receive queue (loopback: well within this).
     raw_p3::sleep_ms(100).await;
@@ -1102,6 +1105,15 @@ async fn reset_by_peer(family: Family) {
         &c("client's receive future"),
         within(&c("receive future"), result).await,
         Err(E::ConnectionReset),
+    );
+    // A later write fails: the host drops the send stream, and the send future gives the
+    // error.
+    let _ = within(&c("write after the reset"), tx.write_all(b"late".to_vec())).await;
+    drop(tx);
+    expect_err_in(
+        &c("client's send future after the reset"),
+        within(&c("send future"), sent).await,
+        &[E::ConnectionBroken, E::ConnectionReset],
     );
     let _ = (p.listener, p.accepts);
 }
