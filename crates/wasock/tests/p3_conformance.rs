@@ -1,6 +1,7 @@
-//! The WASI 0.3 conformance guests (`raw-p3-tcp`, `raw-p3-lookup`) under wasock, on the OS and on the virtual
-//! network: every check passes, exactly as many as `EXPECTED_CHECKS` says. The guest asserts
-//! what `wasi:sockets/types@0.3.0` says (tests/p3_reference.rs runs it on the reference).
+//! The WASI 0.3 conformance guests (`raw-p3-tcp`, `raw-p3-lookup`) under wasock, on the OS
+//! and on the virtual network: every check passes, exactly as many as `EXPECTED_CHECKS` says.
+//! The guests assert what `wasi:sockets@0.3.0` says (tests/p3_reference.rs runs them on the
+//! reference host, with its deviations listed).
 
 mod common;
 
