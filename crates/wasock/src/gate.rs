@@ -318,7 +318,8 @@ impl Gate {
         self.acct.retire(meter);
     }
 
-    /// Rule: a socket stops counting against `max_sockets` when its slot is dropped.
+    /// Rule: a socket stops counting against `max_sockets` when the last holder of its meter
+    /// (handle, streams, `listen` stream) is dropped.
     pub(crate) fn socket_closed(&self) {
         self.acct.socket_closed();
     }

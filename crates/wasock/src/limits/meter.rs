@@ -98,8 +98,11 @@ impl fmt::Debug for Meter {
 }
 
 impl Drop for Meter {
+    /// The last holder of the socket's meter is gone (the handle, and every stream or
+    /// `listen` stream that outlived it): its host socket is closed, so it stops counting.
     fn drop(&mut self) {
         self.gate.retire(self);
+        self.gate.socket_closed();
     }
 }
 
@@ -403,8 +406,9 @@ impl Drop for LookupSlot {
     }
 }
 
-/// One counted socket; the count of open sockets drops with it. Its meter lives on in the
-/// socket's streams.
+/// One counted socket. It counts as open until its meter's last holder is gone: the socket
+/// handle, and whatever of it outlives the handle (0.2's streams, 0.3's streams and `listen`
+/// stream), so a guest cannot keep host sockets open past `max_sockets` by dropping handles.
 #[derive(Debug)]
 pub(crate) struct SocketSlot {
     meter: SocketMeter,
@@ -414,12 +418,6 @@ impl SocketSlot {
     /// The socket's meter, for its streams to share.
     pub(crate) fn meter(&self) -> &SocketMeter {
         &self.meter
-    }
-}
-
-impl Drop for SocketSlot {
-    fn drop(&mut self) {
-        self.meter.gate.socket_closed();
     }
 }
 
@@ -480,9 +478,10 @@ mod tests {
         slot.meter().set_local("127.0.0.1:80".parse().unwrap());
         slot.meter().bytes_in(100);
         drop(slot);
-        // The socket is gone but its stream still counts, and the socket is still listed.
+        // The handle is gone but its stream still counts, the socket is still listed, and it
+        // is still open (its host socket is): it counts against the limit until the last goes.
         stream_meter.bytes_out(50);
-        assert_eq!(gate.stats().sockets_open, 0);
+        assert_eq!(gate.stats().sockets_open, 1);
         let live = counters.sockets();
         assert_eq!(live.len(), 1);
         assert_eq!(
@@ -492,6 +491,7 @@ mod tests {
         assert_eq!(live[0].local, Some("127.0.0.1:80".parse().unwrap()));
         drop(stream_meter);
         assert!(counters.sockets().is_empty());
+        assert_eq!(gate.stats().sockets_open, 0);
 
         let udp = gate.open_socket(Protocol::Udp).unwrap();
         udp.meter().datagrams_out(3, 30);

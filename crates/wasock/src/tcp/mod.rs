@@ -338,7 +338,7 @@ impl TcpSocket {
         };
         Ok(Acceptor {
             listener: listener.clone(),
-            gate: self.gate().clone(),
+            meter: self.slot.meter().clone(),
             family: self.family,
             network: self.network,
             ports: self.ports,
@@ -489,7 +489,9 @@ impl TcpSocket {
 /// The accepting side of a listening socket: its listener, and what accepted sockets inherit.
 pub(crate) struct Acceptor {
     listener: Arc<Listener>,
-    gate: Arc<Gate>,
+    /// The listening socket's meter (and the gate, through it): the listener counts as an open
+    /// socket while this lives.
+    meter: crate::limits::SocketMeter,
     family: Family,
     network: Option<NetworkId>,
     ports: PortMap,
@@ -502,22 +504,22 @@ impl Acceptor {
     pub(crate) fn try_accept(&self) -> SocketResult<Option<TcpSocket>> {
         let local = self.ports.to_guest(self.listener.local_addr()?);
         for _ in 0..ACCEPT_ATTEMPTS {
-            self.gate.may_accept()?;
+            self.gate().may_accept()?;
             let next = self
                 .listener
                 .try_accept()
-                .map_err(|e| self.gate.host_error(e));
+                .map_err(|e| self.gate().host_error(e));
             let Some((stream, peer)) = next? else {
                 return Ok(None);
             };
-            if self.gate.check(Action::Accept { local, peer }).is_err() {
+            if self.gate().check(Action::Accept { local, peer }).is_err() {
                 stream.reset();
                 continue;
             }
-            let slot = self.gate.open_socket(Protocol::Tcp)?;
+            let slot = self.gate().open_socket(Protocol::Tcp)?;
             slot.meter().set_local(local);
             slot.meter().set_remote(Some(peer));
-            let _ = stream.set_nodelay(self.gate.tcp_nodelay());
+            let _ = stream.set_nodelay(self.gate().tcp_nodelay());
             let conn = Conn::new(stream, slot.meter());
             let mut sock = TcpSocket::with_state(self.family, State::Connected(conn), slot);
             sock.network = self.network;
@@ -534,7 +536,7 @@ impl Acceptor {
 
     /// The instance's gate (its clock, for waiting at the socket limit).
     pub(crate) fn gate(&self) -> &Arc<Gate> {
-        &self.gate
+        self.meter.gate()
     }
 }
 
@@ -799,6 +801,35 @@ mod v03_tests {
             }
             assert_eq!(&buf[..got], b"hello", "{backend}");
         }
+    }
+
+    /// A socket counts against `max_sockets` while anything holds its host socket: dropping
+    /// the handle of a connection whose stream lives on, or of a listener whose `listen`
+    /// stream lives on, frees no slot.
+    #[tokio::test]
+    async fn what_outlives_a_handle_still_counts() {
+        let limits = Limits {
+            max_sockets: Some(3),
+            ..Limits::default()
+        };
+        let gate = test_gate(limits);
+        let mut l = TcpSocket::new(&gate, Family::Ipv4).unwrap();
+        l.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let acceptor = l.listen().unwrap();
+        let to = l.local_address().unwrap();
+        drop(l);
+        let mut c = connect(&gate, to).await;
+        let a = accept(&acceptor).await;
+        let out = c.take_send().unwrap();
+        drop(c);
+        assert_eq!(gate.stats().sockets_open, 3, "listener, client, accepted");
+        let full = TcpSocket::new(&gate, Family::Ipv4);
+        assert_eq!(code(full), ErrorCode::NewSocketLimit);
+        drop(out);
+        TcpSocket::new(&gate, Family::Ipv4).expect("the client's slot is free");
+        drop(acceptor);
+        drop(a);
+        assert_eq!(gate.stats().sockets_open, 0);
     }
 
     #[tokio::test]
