@@ -30,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a wasi:cli/command component; networking is denied unless a flag allows it.
+    /// Run a wasi:cli/command component (WASI 0.2 or 0.3); networking is denied unless a flag
+    /// allows it.
     Run(Box<run::RunArgs>),
     /// Work with network policies.
     #[command(subcommand)]

@@ -18,7 +18,7 @@ const TRAP_EXIT: u8 = 134;
 
 #[derive(Args)]
 #[command(
-    after_help = "Exit status: the guest's own (WASI 0.2's exit carries ok or err: 0 or \
+    after_help = "Exit status: the guest's own (WASI's exit carries ok or err: 0 or \
                         1); 134 when the guest traps; 2 when wasock cannot run it (one line on \
                         stderr says why)."
 )]
