@@ -160,7 +160,15 @@ impl ReceiveStream {
         Poll::Ready(Ok(StreamResult::Dropped))
     }
 
-    fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Waits until a read would not block: on the reactor's readiness directly where it can
+    /// tell (no allocation), else as an async wait kept across polls. `fresh`: a read just
+    /// found nothing, so readiness from now on is new.
+    fn poll_readable(&mut self, cx: &mut Context<'_>, fresh: bool) -> Poll<()> {
+        if self.wait.is_none()
+            && let Some(ready) = self.conn.poll_readable(cx, fresh)
+        {
+            return ready;
+        }
         let conn = self.conn.clone();
         poll_wait(
             &mut self.wait,
@@ -194,11 +202,11 @@ impl<T: 'static> StreamProducer<T> for ReceiveStream {
         if this.ending.is_none() {
             return Poll::Ready(Ok(StreamResult::Dropped));
         }
-        if this.wait.is_some() && this.poll_readable(cx).is_pending() {
+        if this.wait.is_some() && this.poll_readable(cx, false).is_pending() {
             return not_now(finish);
         }
         if dst.remaining(&mut store) == Some(0) {
-            return match this.poll_readable(cx) {
+            return match this.poll_readable(cx, false) {
                 Poll::Ready(()) => Poll::Ready(Ok(StreamResult::Completed)),
                 Poll::Pending => not_now(finish),
             };
@@ -220,7 +228,7 @@ impl<T: 'static> StreamProducer<T> for ReceiveStream {
                 Poll::Ready(Ok(StreamResult::Completed))
             }
             Err(ErrorCode::WouldBlock) => {
-                if this.poll_readable(cx).is_ready() {
+                if this.poll_readable(cx, true).is_ready() {
                     cx.waker().wake_by_ref();
                 }
                 not_now(finish)
@@ -256,8 +264,15 @@ impl SendStream {
         Poll::Ready(Ok(StreamResult::Dropped))
     }
 
-    /// Waits until the kernel takes bytes and the bandwidth cap (if any) grants some.
+    /// Waits until the kernel takes bytes and the bandwidth cap (if any) grants some: on the
+    /// reactor's readiness directly where it can tell and no cap applies, else as an async wait.
     fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.wait.is_none()
+            && !self.conn.gate().capped(Way::Out)
+            && let Some(ready) = self.conn.io().poll_writable(cx)
+        {
+            return ready;
+        }
         let conn = self.conn.clone();
         poll_wait(&mut self.wait, cx, move || async move {
             conn.io().writable().await;
