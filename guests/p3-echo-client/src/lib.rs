@@ -1,7 +1,8 @@
 //! p3-echo-client: the echo server's client, written the way a program would be, on
 //! `wasi:sockets/types@0.3.0` through wit-bindgen's async bindings. It connects to ADDRESS
 //! (argv[1], `HOST:PORT`; a name is looked up with `ip-name-lookup`), sends KIB KiB (argv[2])
-//! in chunks of CHUNK bytes (argv[3], default 16384) while reading the echo concurrently, ends
+//! in chunks of CHUNK bytes (argv[3], default 16384; after half of them it waits PAUSE_MS,
+//! argv[4], default 0) while reading the echo concurrently, ends
 //! its send stream, and checks that the echo is the same bytes, followed by the server's end of
 //! stream and both futures' `ok`. Each connection's bytes differ (they start at an offset
 //! taken from the client's port), so a server that mixed two clients up would be caught.
@@ -27,8 +28,9 @@ impl raw_p3::exports::wasi::cli::run::Guest for Run {
             fail("arguments", "usage: p3-echo-client HOST:PORT KIB [CHUNK]")
         };
         let chunk = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(16 * 1024);
+        let pause = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
         let remote = address(addr).await;
-        client(remote, kib, chunk).await;
+        client(remote, kib, chunk, pause).await;
         finish();
         Ok(())
     }
@@ -97,7 +99,7 @@ async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     .await
 }
 
-async fn client(remote: IpSocketAddress, kib: usize, chunk: usize) {
+async fn client(remote: IpSocketAddress, kib: usize, chunk: usize, pause_ms: u64) {
     let family = match remote {
         IpSocketAddress::Ipv4(_) => IpAddressFamily::Ipv4,
         IpSocketAddress::Ipv6(_) => IpAddressFamily::Ipv6,
@@ -112,7 +114,13 @@ async fn client(remote: IpSocketAddress, kib: usize, chunk: usize) {
     let sent = sock.send(data);
     let writer = async {
         let mut at = 0;
+        let mut paused = pause_ms == 0;
         while at < total {
+            if !paused && at >= total / 2 {
+                paused = true;
+                println!("pausing after {at} bytes");
+                raw_p3::sleep_ms(pause_ms).await;
+            }
             let len = chunk.min(total - at);
             let bytes: Vec<u8> = (at..at + len).map(|i| byte(seed, i)).collect();
             let left = within("write", tx.write_all(bytes)).await;

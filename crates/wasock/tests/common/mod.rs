@@ -349,7 +349,7 @@ pub const EXPECTED_CHECKS: &[(&str, u32)] = &[
     // every scenario (no arguments)
     ("raw-p3-abuse", 89),
     // with any HOST:PORT and KIB given as an IP address
-    ("p3-echo-client", 1),
+    ("p3-echo-client", 9),
     ("udp-v021", 36),
     ("tcp-v020", 20),
     ("std-udp-echo", 99),
