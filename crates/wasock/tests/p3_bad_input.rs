@@ -40,7 +40,9 @@ fn ctx(host: Option<&VirtualHost>, limits: Limits) -> WasockCtx {
 /// Both backends: the OS (no host), and one host of a fresh virtual network, which the
 /// instances of a test share (their loopback is the same).
 fn backends() -> [(&'static str, Option<VirtualHost>); 2] {
-    let host = VirtualNetwork::new().attach("guest").expect("a fresh network");
+    let host = VirtualNetwork::new()
+        .attach("guest")
+        .expect("a fresh network");
     [("os", None), ("virtual", Some(host))]
 }
 
@@ -74,7 +76,10 @@ async fn every_scenario_answers_as_the_wit_says_and_leaks_nothing() {
         );
         let n = r.assert_passed_count();
         let stats = counters.stats();
-        assert_eq!(stats.sockets_open, 0, "{backend}: every socket was dropped: {stats:?}");
+        assert_eq!(
+            stats.sockets_open, 0,
+            "{backend}: every socket was dropped: {stats:?}"
+        );
         if host.is_none() {
             let after = settle_fds(baseline, Duration::from_secs(10)).await;
             assert!(
@@ -84,7 +89,12 @@ async fn every_scenario_answers_as_the_wit_says_and_leaks_nothing() {
         }
         println!("{backend}: {n} checks; {stats:?}");
         // The host keeps serving: a later guest on the same backend works.
-        let later = run(ABUSE, &["drop-futures"], ctx(host.as_ref(), Limits::default())).await;
+        let later = run(
+            ABUSE,
+            &["drop-futures"],
+            ctx(host.as_ref(), Limits::default()),
+        )
+        .await;
         later.assert_passed();
     }
 }
@@ -203,7 +213,10 @@ async fn the_socket_limit_leaves_connections_queued() {
             .wait_for_line("listening on ", Duration::from_secs(60))
             .await
         else {
-            panic!("{backend}: no `listening on PORT`\n{}", server.finish().await);
+            panic!(
+                "{backend}: no `listening on PORT`\n{}",
+                server.finish().await
+            );
         };
         let client = run(
             ABUSE,
@@ -217,7 +230,12 @@ async fn the_socket_limit_leaves_connections_queued() {
         let stats = counters.stats();
         assert_eq!(stats.sockets_peak, limit, "{backend}: {stats:?}");
         assert!(
-            stats.denied_by.get(&Denial::SocketLimit).copied().unwrap_or(0) >= 1,
+            stats
+                .denied_by
+                .get(&Denial::SocketLimit)
+                .copied()
+                .unwrap_or(0)
+                >= 1,
             "{backend}: {stats:?}"
         );
         assert_eq!(stats.sockets_open, 0, "{backend}: {stats:?}");

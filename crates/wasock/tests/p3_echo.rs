@@ -26,7 +26,9 @@ fn ctx(host: Option<&VirtualHost>) -> WasockCtx {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_pair_serves_clients_concurrently_on_both_backends() {
-    let host = VirtualNetwork::new().attach("guest").expect("a fresh network");
+    let host = VirtualNetwork::new()
+        .attach("guest")
+        .expect("a fresh network");
     for (backend, host) in [("os", None), ("virtual", Some(host))] {
         let sockets = ctx(host.as_ref());
         let counters = sockets.counters();
@@ -37,7 +39,10 @@ async fn echo_pair_serves_clients_concurrently_on_both_backends() {
             .wait_for_line("listening on ", Duration::from_secs(60))
             .await
         else {
-            panic!("{backend}: no `listening on ADDRESS`\n{}", server.finish().await);
+            panic!(
+                "{backend}: no `listening on ADDRESS`\n{}",
+                server.finish().await
+            );
         };
 
         // One client alone.

@@ -27,7 +27,10 @@ impl raw_p3::exports::wasi::cli::run::Guest for Run {
         else {
             fail("arguments", "usage: p3-echo-client HOST:PORT KIB [CHUNK]")
         };
-        let chunk = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(16 * 1024);
+        let chunk = args
+            .get(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(16 * 1024);
         let pause = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
         let remote = address(addr).await;
         client(remote, kib, chunk, pause).await;
@@ -105,7 +108,11 @@ async fn client(remote: IpSocketAddress, kib: usize, chunk: usize, pause_ms: u64
         IpSocketAddress::Ipv6(_) => IpAddressFamily::Ipv6,
     };
     let sock = expect_ok("create", TcpSocket::create(family));
-    check_eq("connect", within("connect", sock.connect(remote)).await, Ok(()));
+    check_eq(
+        "connect",
+        within("connect", sock.connect(remote)).await,
+        Ok(()),
+    );
     let seed = port_of(&expect_ok("local address", sock.get_local_address())) as usize;
     let total = kib * 1024;
     let chunk = chunk.max(1);

@@ -155,7 +155,9 @@ async fn echo(conn: TcpSocket) -> Result<usize, String> {
                 total += buf.len();
                 let left = tx.write_all(buf).await;
                 if !left.is_empty() {
-                    return Err(format!("the peer stopped taking the echo after {total} bytes"));
+                    return Err(format!(
+                        "the peer stopped taking the echo after {total} bytes"
+                    ));
                 }
             }
             StreamResult::Dropped => break,

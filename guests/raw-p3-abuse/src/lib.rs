@@ -112,7 +112,11 @@ async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
 /// One write of `data`, cancelled (`StreamWrite::cancel`, which says how much went) when it
 /// has not finished within `ms`: what the write says, how many bytes it took, and whether it
 /// was cancelled.
-async fn write_for(tx: &mut StreamWriter<u8>, data: Vec<u8>, ms: u64) -> (StreamResult, usize, bool) {
+async fn write_for(
+    tx: &mut StreamWriter<u8>,
+    data: Vec<u8>,
+    ms: u64,
+) -> (StreamResult, usize, bool) {
     let len = data.len();
     let mut write = pin!(tx.write(data));
     let mut clock = pin!(sleep_ms(ms));
@@ -218,13 +222,23 @@ async fn drop_receive_midway() {
         read_exact(&c("read the first MiB"), &mut rx, half),
     )
     .await;
-    check_eq(&c("the writer got ahead"), (reached, how), (ahead, Wrote::All));
-    check(&c("the first MiB arrived intact"), got == pattern(0, half), || {
-        "differs".into()
-    });
+    check_eq(
+        &c("the writer got ahead"),
+        (reached, how),
+        (ahead, Wrote::All),
+    );
+    check(
+        &c("the first MiB arrived intact"),
+        got == pattern(0, half),
+        || "differs".into(),
+    );
     drop(rx);
     let (reached, how) = write_until_stall(&mut tx, ahead, total).await;
-    check_eq(&c("the sender stalls once nobody reads"), how, Wrote::Stalled);
+    check_eq(
+        &c("the sender stalls once nobody reads"),
+        how,
+        Wrote::Stalled,
+    );
     check(
         &c("what the sender got rid of is bounded by the kernel's buffers"),
         reached - half <= STALL_BOUND,
@@ -259,9 +273,11 @@ async fn drop_receive_midway() {
             break;
         }
     }
-    check(&c("the server's send stream ends after the reset"), failed, || {
-        "writes still accepted".into()
-    });
+    check(
+        &c("the server's send stream ends after the reset"),
+        failed,
+        || "writes still accepted".into(),
+    );
     drop(tx);
     expect_err_in(
         &c("the server's send future: connection-reset or connection-broken"),
@@ -293,9 +309,17 @@ async fn drop_send_midway() {
     )
     .await;
     check_eq(&c("wrote half"), (reached, how), (half, Wrote::All));
-    check_eq(&c("peer reads exactly what was written, then the end"), n, half);
+    check_eq(
+        &c("peer reads exactly what was written, then the end"),
+        n,
+        half,
+    );
     check(&c("peer's bytes intact"), same, || "differ".into());
-    check_eq(&c("send future"), within(&c("send future"), sent).await, Ok(()));
+    check_eq(
+        &c("send future"),
+        within(&c("send future"), sent).await,
+        Ok(()),
+    );
     check_eq(
         &c("peer's receive future"),
         within(&c("receive future"), received).await,
@@ -312,10 +336,16 @@ async fn drop_send_midway() {
     let (mut rx, received) = p.server.receive();
     let (n, same) = read_all(&c("read the stalled transfer"), &mut rx, 64 << 20).await;
     check_eq(&c("peer reads exactly what the writes took"), n, reached);
-    check(&c("peer's bytes intact after the cancelled write"), same, || {
-        "differ".into()
-    });
-    check_eq(&c("send future 2"), within(&c("send future"), sent).await, Ok(()));
+    check(
+        &c("peer's bytes intact after the cancelled write"),
+        same,
+        || "differ".into(),
+    );
+    check_eq(
+        &c("send future 2"),
+        within(&c("send future"), sent).await,
+        Ok(()),
+    );
     check_eq(
         &c("peer's receive future 2"),
         within(&c("receive future"), received).await,
@@ -372,7 +402,11 @@ async fn drop_futures() {
     );
     drop(stx);
     let (end, rest) = read_once(&c("read the end"), &mut crx, 16).await;
-    check_eq(&c("then the end of stream"), (end, rest.len()), (StreamResult::Dropped, 0));
+    check_eq(
+        &c("then the end of stream"),
+        (end, rest.len()),
+        (StreamResult::Dropped, 0),
+    );
     drop(p);
 }
 
@@ -402,11 +436,16 @@ async fn cancel_connect() {
         }
     }
     let Some(s) = pending else {
-        fail(&c("a connect stays pending"), "16 connects to a backlog of 1 all finished");
+        fail(
+            &c("a connect stays pending"),
+            "16 connects to a backlog of 1 all finished",
+        );
     };
-    check(&c("the queue took a connect or more"), !queued.is_empty(), || {
-        "none".into()
-    });
+    check(
+        &c("the queue took a connect or more"),
+        !queued.is_empty(),
+        || "none".into(),
+    );
     expect_err(
         &c("connect again after the cancelled connect"),
         within(&c("second connect"), s.connect(addr)).await,
@@ -474,9 +513,11 @@ async fn flood() {
             break;
         }
     }
-    check(&c("the writer's stream ends once the reader is gone"), ended, || {
-        "writes still accepted".into()
-    });
+    check(
+        &c("the writer's stream ends once the reader is gone"),
+        ended,
+        || "writes still accepted".into(),
+    );
     drop(tx);
     expect_err_in(
         &c("send future: connection-reset or connection-broken"),
@@ -635,7 +676,11 @@ async fn limit_server(limit: usize, clients: usize) {
             None,
         );
         let s = held.pop_front().unwrap();
-        check_eq(&c("serve one"), send_all(&c("send"), &s, b"!").await, Ok(()));
+        check_eq(
+            &c("serve one"),
+            send_all(&c("send"), &s, b"!").await,
+            Ok(()),
+        );
         drop(s);
         match accept(&c("accepted once a socket was dropped"), &mut accepts).await {
             Some(s) => held.push_back(s),
@@ -643,7 +688,11 @@ async fn limit_server(limit: usize, clients: usize) {
         }
     }
     while let Some(s) = held.pop_front() {
-        check_eq(&c("serve the rest"), send_all(&c("send"), &s, b"!").await, Ok(()));
+        check_eq(
+            &c("serve the rest"),
+            send_all(&c("send"), &s, b"!").await,
+            Ok(()),
+        );
     }
 }
 
