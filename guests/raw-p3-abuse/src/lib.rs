@@ -54,7 +54,7 @@ raw_p3::export!(Run with_types_in raw_p3);
 type Scenario = fn(Option<u64>) -> std::pin::Pin<Box<dyn Future<Output = ()>>>;
 
 /// Every scenario, in the order `all` runs them.
-const SCENARIOS: [(&str, Scenario); 8] = [
+const SCENARIOS: [(&str, Scenario); 10] = [
     ("drop-receive", |_| Box::pin(drop_receive_midway())),
     ("drop-send", |_| Box::pin(drop_send_midway())),
     ("drop-futures", |_| Box::pin(drop_futures())),
@@ -63,6 +63,8 @@ const SCENARIOS: [(&str, Scenario); 8] = [
     ("never-accept", |ms| Box::pin(never_accept(ms.unwrap_or(0)))),
     ("listener-dropped", |_| Box::pin(listener_dropped())),
     ("accepts-dropped", |_| Box::pin(accept_stream_dropped())),
+    ("peer-reset", |_| Box::pin(peer_reset())),
+    ("gone-before-accept", |_| Box::pin(gone_before_accept())),
 ];
 
 fn num<T: std::str::FromStr>(s: &str) -> T {
@@ -640,6 +642,109 @@ async fn accept_stream_dropped() {
         &c("connect once the socket was dropped too"),
         timeout(WAIT_MS, late.connect(addr)).await,
         Some(Err(E::ConnectionRefused)),
+    );
+}
+
+/// `receive`: "The implementation drops the stream once no more data is available. At that
+/// point, the returned `future` resolves to: ... `err` if the socket was closed abnormally",
+/// "`connection-reset`: The connection was reset. (ECONNRESET)". The peer closes with our
+/// bytes unread (a reset): our receive stream ends and its future is `err(connection-reset)`;
+/// our send stream ends at the next write and its future reports the broken connection.
+async fn peer_reset() {
+    let c = |what: &str| format!("peer reset: {what}");
+    let p = pair(&c("pair"), V4).await;
+    let (mut rx, received) = p.client.receive();
+    let (mut tx, data) = byte_stream();
+    let sent = p.client.send(data);
+    check_eq(
+        &c("write what the peer will not read"),
+        write_all(&c("write"), &mut tx, b"unread").await,
+        vec![],
+    );
+    // The bytes are in the peer's receive queue before it closes.
+    let (mut srx, _sresult) = p.server.receive();
+    check_eq(
+        &c("zero-length read: the bytes arrived"),
+        read_once(&c("peek"), &mut srx, 0).await,
+        (StreamResult::Complete(0), vec![]),
+    );
+    drop(srx);
+    drop(p.server);
+    let (end, got) = read_once(&c("read after the reset"), &mut rx, 16).await;
+    check_eq(
+        &c("the receive stream ends"),
+        (end, got.len()),
+        (StreamResult::Dropped, 0),
+    );
+    expect_err(
+        &c("the receive future: connection-reset"),
+        within(&c("receive future"), received).await,
+        E::ConnectionReset,
+    );
+    let mut ended = false;
+    for _ in 0..50 {
+        let (result, _, _) = write_for(&mut tx, pattern(0, CHUNK), STALL_MS).await;
+        if result == StreamResult::Dropped {
+            ended = true;
+            break;
+        }
+    }
+    check(&c("the send stream ends"), ended, || {
+        "writes still taken".into()
+    });
+    drop(tx);
+    expect_err_in(
+        &c("the send future: connection-reset or connection-broken"),
+        within(&c("send future"), sent).await,
+        BROKEN,
+    );
+}
+
+/// "Depending on exact timing and circumstances, a newly accepted connection may already be
+/// `closed` by the time the server attempts to perform its first I/O on it", and the stream
+/// "should only close on fatal errors": clients that sent their bytes and went away before
+/// being accepted are still handed over, with their bytes and their end of stream, and the
+/// stream goes on accepting.
+async fn gone_before_accept() {
+    let c = |what: &str| format!("gone before accept: {what}");
+    let (l, mut accepts) = listener(&c("listener"), V4);
+    let addr = local_addr(&c("address"), &l);
+    for i in 0..3u8 {
+        let s = new_tcp(&c("client"), V4);
+        check_eq(
+            &c("connect"),
+            within(&c("connect"), s.connect(addr)).await,
+            Ok(()),
+        );
+        check_eq(
+            &c("send and go"),
+            send_all(&c("send"), &s, &[i]).await,
+            Ok(()),
+        );
+    }
+    for _ in 0..3 {
+        let Some(server) = accept(&c("accept"), &mut accepts).await else {
+            fail(&c("accept"), "the listen stream ended");
+        };
+        let (mut rx, received) = server.receive();
+        let (n, _) = read_all(&c("read"), &mut rx, 16).await;
+        check_eq(&c("one byte, then the end"), n, 1);
+        check_eq(
+            &c("receive future after the peer's FIN"),
+            within(&c("receive future"), received).await,
+            Ok(()),
+        );
+    }
+    let late = new_tcp(&c("late client"), V4);
+    check_eq(
+        &c("the stream goes on accepting"),
+        within(&c("late connect"), late.connect(addr)).await,
+        Ok(()),
+    );
+    check(
+        &c("and hands it over"),
+        accept(&c("late accept"), &mut accepts).await.is_some(),
+        || "ended".into(),
     );
 }
 

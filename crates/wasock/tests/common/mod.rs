@@ -347,7 +347,7 @@ pub const EXPECTED_CHECKS: &[(&str, u32)] = &[
     // WASI 0.3; on the reference, the checks tests/p3_reference.rs lists as its deviations fail
     ("raw-p3-tcp", 368),
     // every scenario (no arguments)
-    ("raw-p3-abuse", 91),
+    ("raw-p3-abuse", 111),
     // with any HOST:PORT and KIB given as an IP address
     ("p3-echo-client", 9),
     ("udp-v021", 36),
