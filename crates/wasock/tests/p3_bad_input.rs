@@ -1,6 +1,7 @@
 //! Bad input over `wasi:sockets@0.3`: the `raw-p3-abuse` guest drops and cancels streams,
-//! futures and connects half-way, floods a receive stream nobody reads and connects to a
-//! listener whose accept stream nobody reads, asserting the WIT's answers. Here, on both
+//! futures and connects half-way, floods a receive stream nobody reads, connects to a listener
+//! whose accept stream nobody reads, drops a listener or its stream while the other lives,
+//! resets a peer and leaves before being accepted, asserting the WIT's answers. Here, on both
 //! backends: the guest passes, a later guest still works, the instance's open sockets go back
 //! to 0, the host's fds to their baseline (OS), the host's memory stays flat while the flood
 //! fills the kernel's buffers, and at the socket limit the accept stream leaves connections
@@ -228,7 +229,10 @@ async fn the_socket_limit_leaves_connections_queued() {
         server.assert_passed();
         client.assert_passed();
         let stats = counters.stats();
+        println!("{backend}: {stats:?}");
         assert_eq!(stats.sockets_peak, limit, "{backend}: {stats:?}");
+        // At least the refused `create`; the accept stream's retries (every 20 ms while at the
+        // limit) are each counted too, so the exact number depends on timing.
         assert!(
             stats
                 .denied_by
