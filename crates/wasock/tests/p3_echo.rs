@@ -3,6 +3,7 @@
 //! (sends while it reads the echo, then ends its stream and waits for the server's end). One
 //! client alone, then several at once while another one's connection stays open half-way: the
 //! server serves them all concurrently, each gets its own bytes back, and nothing stays open.
+//! And the pair across hosts, with one half on stock `wasmtime-wasi` p3.
 
 mod common;
 
@@ -98,4 +99,34 @@ async fn echo_pair_serves_clients_concurrently_on_both_backends() {
         );
         println!("{backend}: {stats:?}");
     }
+}
+
+/// The pair across hosts: the server on stock `wasmtime-wasi` 48's p3 sockets, the client on
+/// wasock (and the other way round), over the OS's loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_pair_across_wasock_and_the_reference() {
+    use common::reference_p3::spawn_reference_p3;
+    let server = spawn_reference_p3(SERVER, &["127.0.0.1:0", "1"], &[]);
+    let Some(addr) = server
+        .wait_for_line("listening on ", Duration::from_secs(60))
+        .await
+    else {
+        panic!("no `listening on ADDRESS`\n{}", server.finish().await);
+    };
+    run(CLIENT, &[&addr, "512"], ctx(None))
+        .await
+        .assert_passed_count();
+    server.finish().await.assert_exit_zero();
+
+    let server = spawn(SERVER, &["127.0.0.1:0", "1"], ctx(None));
+    let Some(addr) = server
+        .wait_for_line("listening on ", Duration::from_secs(60))
+        .await
+    else {
+        panic!("no `listening on ADDRESS`\n{}", server.finish().await);
+    };
+    common::reference_p3::run_reference_p3(CLIENT, &[&addr, "512"], &[])
+        .await
+        .assert_passed_count();
+    server.finish().await.assert_exit_zero();
 }
