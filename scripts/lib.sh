@@ -103,8 +103,9 @@ scrubbed_env() {
 # `-p NAME` arguments for build_guests.
 test_guest_packages() {
     local name
-    for name in $(sed -n 's/^const PACKAGES: &\[&str\] = &\[\(.*\)\];$/\1/p' \
-        crates/wasock-guests/build.rs | tr -d '",'); do
+    # The list on one line or, as rustfmt lays out a long one, over several.
+    for name in $(awk '/^const PACKAGES: &\[&str\] = &\[/ { on = 1 } on { print } on && /\];/ { exit }' \
+        crates/wasock-guests/build.rs | sed 's/^const PACKAGES: &\[&str\] = &\[//; s/\];.*$//' | tr -d '",'); do
         printf -- '-p\n%s\n' "$name"
     done
 }
