@@ -25,6 +25,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("RAW_HTTP_SERVER", "raw-http-server"),
     ("RAW_POLL", "raw-poll"),
     ("RAW_P3_TCP", "raw-p3-tcp"),
+    ("RAW_P3_LOOKUP", "raw-p3-lookup"),
     ("RAW_P3_ABUSE", "raw-p3-abuse"),
     ("P3_ECHO_SERVER", "p3-echo-server"),
     ("P3_ECHO_CLIENT", "p3-echo-client"),
@@ -52,6 +53,7 @@ const TARGET: &str = "wasm32-wasip2";
 /// name (`raw-p3-tcp.wasm`), since the tests take a guest's name from its file stem.
 const CDYLIB_GUESTS: &[&str] = &[
     "raw-p3-tcp",
+    "raw-p3-lookup",
     "raw-p3-abuse",
     "p3-echo-server",
     "p3-echo-client",
@@ -62,6 +64,7 @@ const CDYLIB_GUESTS: &[&str] = &[
 const PACKAGES: &[&str] = &[
     "raw-guests",
     "raw-p3-tcp",
+    "raw-p3-lookup",
     "raw-p3-abuse",
     "p3-echo-server",
     "p3-echo-client",
@@ -88,6 +91,7 @@ fn main() {
         "raw",
         "raw-p3",
         "raw-p3-tcp",
+        "raw-p3-lookup",
         "raw-p3-abuse",
         "p3-echo-server",
         "p3-echo-client",
@@ -136,9 +140,10 @@ fn main() {
         let named = wasm_dir.join(format!("{guest}.wasm"));
         if let Err(e) = std::fs::copy(&built, &named) {
             panic!(
-                "cannot copy {} to {}: {e}",
+                "cannot copy {} to {}: {e}\n{}",
                 built.display(),
-                named.display()
+                named.display(),
+                String::from_utf8_lossy(&output.stderr)
             );
         }
     }

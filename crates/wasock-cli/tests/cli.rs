@@ -744,3 +744,31 @@ fn sim_mistakes_are_one_line_with_their_place() {
         assert!(stderr(&out).contains(range), "{}", stderr(&out));
     }
 }
+
+/// A `wasi:cli/run@0.3` command runs as a 0.2 one does: denied by default, and with the network
+/// allowed every check passes and `--stats` finds every socket closed at exit.
+#[test]
+fn a_0_3_command_runs_under_the_same_flags() {
+    let denied = wasock(&["run", wasock_guests::RAW_P3_TCP]);
+    assert_ne!(denied.status.code(), Some(0), "stdout: {}", stdout(&denied));
+    assert!(
+        stderr(&denied).contains("AccessDenied"),
+        "{}",
+        stderr(&denied)
+    );
+
+    let out = wasock(&[
+        "run",
+        "--allow-all-network",
+        "--stats",
+        wasock_guests::RAW_P3_TCP,
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}\n{}", stdout(&out));
+    assert!(stdout(&out).contains("checks passed"), "{}", stdout(&out));
+    let sockets = err
+        .lines()
+        .find(|l| l.starts_with("wasock: stats: sockets created"))
+        .unwrap_or_default();
+    assert!(sockets.ends_with("0 still open)"), "{err}");
+}

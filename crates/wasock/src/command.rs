@@ -164,8 +164,8 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// Instantiates `component` in `store` and calls its `wasi:cli/run`: `@0.2.x`, or `@0.3.x` run
-/// as a concurrent call.
+/// Instantiates `component` in `store` and calls its `wasi:cli/run`: `@0.3.x` (as a concurrent
+/// call) if it exports one, else `@0.2.x`.
 ///
 /// Returns the exit code: 0 when `run` returns `ok`, 1 when it returns `err`, the code passed
 /// to `wasi:cli/exit` when the guest calls it. The store is the embedder's: its epoch deadline,
@@ -213,14 +213,13 @@ impl<T: 'static> Clone for AnyCommandPre<T> {
 }
 
 impl<T: Send + 'static> AnyCommandPre<T> {
-    /// The component's `wasi:cli/run`: `@0.2.x` if it exports one, else `@0.3.x`; the 0.2
-    /// error when it exports neither.
+    /// The component's `wasi:cli/run`: `@0.3.x` if it exports one (a Rust bin built for
+    /// `wasm32-wasip2` exports std's 0.2 `run` beside it, and a 0.2 `run` cannot wait on 0.3
+    /// calls), else `@0.2.x`; the 0.2 error when it exports neither.
     pub(crate) fn new(pre: InstancePre<T>) -> wasmtime::Result<Self> {
-        match CommandPre::new(pre.clone()) {
-            Ok(pre) => Ok(AnyCommandPre::V02(pre)),
-            Err(e) => p3::CommandPre::new(pre)
-                .map(AnyCommandPre::V03)
-                .map_err(|_| e),
+        match p3::CommandPre::new(pre.clone()) {
+            Ok(pre) => Ok(AnyCommandPre::V03(pre)),
+            Err(_) => CommandPre::new(pre).map(AnyCommandPre::V02),
         }
     }
 

@@ -1,15 +1,16 @@
-//! wasock: a `wasi:sockets@0.2` host for [Wasmtime](wasmtime) — exact to the WIT,
+//! wasock: a `wasi:sockets@0.2` and `@0.3` host for [Wasmtime](wasmtime) — exact to the WIT,
 //! deny-by-default, with one policy decision point and one accounting point for every guest
-//! network operation.
+//! network operation, whichever version the guest imports.
 //!
-//! You keep `wasmtime-wasi` for every other WASI interface; wasock replaces its seven socket
-//! interfaces (`network`, `instance-network`, `ip-name-lookup`, `tcp`, `tcp-create-socket`,
-//! `udp`, `udp-create-socket`, any `0.2.x`). What you meet, in the order you need it:
+//! You keep `wasmtime-wasi` for every other WASI interface; wasock replaces its socket
+//! interfaces: 0.2's seven (`network`, `instance-network`, `ip-name-lookup`, `tcp`,
+//! `tcp-create-socket`, `udp`, `udp-create-socket`, any `0.2.x`) and 0.3's `types` and
+//! `ip-name-lookup`. What you meet, in the order you need it:
 //!
 //! - [`WasockCtx`], built per guest instance with [`WasockCtx::builder`], whose setters have
 //!   `WasiCtxBuilder`'s shapes. Nothing is allowed until you say so.
-//! - [`add_wasi_to_linker`] (all of WASI 0.2) or [`add_to_linker`] (the sockets alone), and
-//!   [`run_command`] for a `wasi:cli/command`; [`StoreState`] is a ready store type, or
+//! - [`add_wasi_to_linker`] (all of WASI 0.2 and 0.3) or [`add_to_linker`] (the sockets
+//!   alone), and [`run_command`] for a `wasi:cli/command` of either version; [`StoreState`] is a ready store type, or
 //!   implement [`WasockView`] beside `wasmtime_wasi::WasiView` on your own.
 //! - [`policy`]: the [`RuleSet`](policy::RuleSet) rule language, or your own
 //!   [`Policy`](policy::Policy).

@@ -1,15 +1,17 @@
 //! Linking: wasock's sockets alone, or all of WASI 0.2 with `wasmtime-wasi` for the rest (its
 //! full set, then wasock's sockets over its own: no list of interfaces to keep).
 //!
-//! Definitions are made at `@0.2.12`; Wasmtime's linker satisfies imports of any `0.2.x` from
-//! them by semver, so guests built against 0.2.0 … 0.2.12 all link.
+//! Definitions are made at `@0.2.12` and `@0.3.0`; Wasmtime's linker satisfies imports of any
+//! `0.2.x` (or `0.3.x`) from them by semver, so guests built against 0.2.0 … 0.2.12 all link,
+//! 0.3 guests beside them, and a component importing both versions too.
 
 use crate::ctx::{WasockIo, WasockSockets, WasockView, io_view};
 use crate::{bindings, bindings_p3};
 use wasmtime::component::Linker;
 use wasmtime_wasi::WasiView;
 
-/// Adds the seven `wasi:sockets` interfaces, implemented by wasock, to `linker`.
+/// Adds the `wasi:sockets` interfaces, implemented by wasock, to `linker`: 0.2's seven and
+/// 0.3's `types` and `ip-name-lookup`.
 ///
 /// The store's data gives wasock its context through [`WasockView`]. The `wasi:io` resources
 /// wasock hands out (streams, pollables) need `wasi:io` from the same linker, e.g. through
@@ -31,9 +33,10 @@ pub fn add_to_linker<T: WasockView + Send + 'static>(
     Ok(())
 }
 
-/// Adds all of WASI 0.2 to `linker`: `wasmtime-wasi`'s whole set
-/// (`wasmtime_wasi::p2::add_to_linker_async`), then wasock's `wasi:sockets` in place of its
-/// sockets, so every interface a Wasmtime release links is there and the sockets are wasock's.
+/// Adds all of WASI 0.2 and 0.3 to `linker`: `wasmtime-wasi`'s whole sets
+/// (`wasmtime_wasi::p2::add_to_linker_async`, `wasmtime_wasi::p3::add_to_linker`), then
+/// wasock's `wasi:sockets` of both versions in place of its sockets, so every interface a
+/// Wasmtime release links is there and the sockets are wasock's.
 /// `wasi:io/poll` and `wasi:io/streams` are wasock's too: the same resources, with its TCP
 /// streams' pollables answered from the host's own readiness.
 ///

@@ -34,6 +34,9 @@ use wasmtime_wasi_io::poll::Pollable;
 
 /// Largest UDP payload over IPv6 (65535 − 8-byte header); larger is `datagram-too-large`.
 const MAX_DATAGRAM: usize = 65_527;
+/// Datagrams a 0.3 `receive` (one per call) takes off the kernel beyond its own, in the same
+/// batch, into the socket's queue: at most 16 × 64 KiB, so an empty queue always has room.
+const P3_READ_AHEAD: usize = 15;
 /// Most datagrams one `receive` returns, whatever `max-results` says.
 const MAX_RECEIVE_BATCH: u64 = 1024;
 
@@ -365,7 +368,7 @@ impl UdpSocket {
             return Err(ErrorCode::InvalidState.into());
         }
         let (incoming, _) = self.p3_streams()?;
-        match incoming.receive(1)?.pop() {
+        match incoming.receive_ahead(1, P3_READ_AHEAD)?.pop() {
             Some(datagram) => Ok(Attempt::Done(datagram)),
             None => Ok(Attempt::Wait(incoming.readiness())),
         }
@@ -404,6 +407,16 @@ impl IncomingDatagramStream {
     /// the host queue's first, then the kernel's, in arrival order; only the peer's when one is
     /// set; senders the policy refuses are dropped.
     pub(crate) fn receive(&mut self, max: u64) -> SocketResult<Vec<IncomingDatagram>> {
+        self.receive_ahead(max, 0)
+    }
+
+    /// [`Self::receive`], taking up to `ahead` more datagrams off the kernel in the same
+    /// batch into the socket's bounded, counted queue (0.3 receives one datagram per call).
+    pub(crate) fn receive_ahead(
+        &mut self,
+        max: u64,
+        ahead: usize,
+    ) -> SocketResult<Vec<IncomingDatagram>> {
         if !self.shared.is_current(self.generation) {
             return Err(ErrorCode::InvalidState.into());
         }
@@ -417,6 +430,7 @@ impl IncomingDatagramStream {
             shared,
             remote: self.remote,
             want,
+            ahead,
             out: Vec::new(),
             bytes: 0,
             decided: None,
@@ -468,6 +482,8 @@ struct Taker<'a> {
     shared: &'a Shared,
     remote: Option<SocketAddr>,
     want: usize,
+    /// How many more to take off the kernel, in the same batch, into the queue.
+    ahead: usize,
     out: Vec<IncomingDatagram>,
     bytes: usize,
     /// One policy decision per sender and call.
@@ -511,9 +527,9 @@ impl Taker<'_> {
         let shared = self.shared;
         let gate = &shared.gate;
         // Dropped datagrams count too, so a flood of refused senders cannot hold the call.
-        let mut budget = self.want * 4;
+        let mut budget = (self.want + self.ahead) * 4;
         while !self.full() && queue.is_empty() && budget > 0 && gate.allowance(Way::In, 1) > 0 {
-            let ask = (self.want - self.out.len()).min(budget);
+            let ask = (self.want - self.out.len() + self.ahead).min(budget);
             let got = shared.sock.try_recv_many(ask, &mut |from, data| {
                 if self.full() {
                     queue.push(from, data);
@@ -920,6 +936,31 @@ mod v03_tests {
             ErrorCode::InvalidState,
             "bound already"
         );
+    }
+
+    /// One datagram per 0.3 call, but the kernel is read in batches: one receive takes what
+    /// is waiting into the socket's counted queue, and the next ones are served from it.
+    #[tokio::test]
+    async fn receive_reads_ahead_into_the_counted_queue() {
+        let gate = test_gate(Limits::default());
+        let mut a = UdpSocket::new(&gate, Family::Ipv4).unwrap();
+        let mut b = UdpSocket::new(&gate, Family::Ipv4).unwrap();
+        b.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let to_b = b.local_address().unwrap();
+        for i in 0..10u8 {
+            send(&mut a, &[i; 100], Some(to_b)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(receive(&mut b).await.data, [0; 100]);
+        let queued = gate.stats().udp_queued_bytes;
+        assert!(
+            queued >= 9 * 100,
+            "the rest waits host-side: {queued} bytes"
+        );
+        for i in 1..10u8 {
+            assert_eq!(receive(&mut b).await.data, [i; 100], "in order");
+        }
+        assert_eq!(gate.stats().udp_queued_bytes, 0, "released as handed out");
     }
 
     #[test]

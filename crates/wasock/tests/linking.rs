@@ -15,7 +15,7 @@ use wit_parser::{Resolve, TypeDefKind, TypeOwner, WorldItem};
 
 /// The directory of `wasmtime-wasi`'s WIT (its `bindgen!` reads it), found through
 /// `cargo metadata` so that it is the version in Cargo.lock.
-fn wasmtime_wasi_wit() -> PathBuf {
+fn wasmtime_wasi_wit(version: &str) -> PathBuf {
     let out = std::process::Command::new(env!("CARGO"))
         .args([
             "metadata",
@@ -42,7 +42,7 @@ fn wasmtime_wasi_wit() -> PathBuf {
     PathBuf::from(manifest)
         .parent()
         .expect("a manifest has a directory")
-        .join("src/p2/wit")
+        .join(format!("src/{version}/wit"))
 }
 
 /// One named item of an imported interface: a function or a resource type.
@@ -53,15 +53,17 @@ enum Item {
 }
 
 /// Every item of every interface the world of `wasmtime-wasi`'s WIT imports, by interface
-/// name (`wasi:io/poll@0.2.12`).
-fn wasmtime_wasi_imports() -> Vec<(String, Item)> {
+/// name (`wasi:io/poll@0.2.12`): its p2 `bindings` world, or its p3 `wasi:cli/command` one.
+fn wasmtime_wasi_imports(version: &str) -> Vec<(String, Item)> {
     let mut resolve = Resolve::default();
     let (package, _) = resolve
-        .push_dir(wasmtime_wasi_wit())
+        .push_dir(wasmtime_wasi_wit(version))
         .expect("wasmtime-wasi's WIT parses");
-    let world = resolve
-        .select_world(&[package], Some("bindings"))
-        .expect("wasmtime-wasi's WIT has its `bindings` world (`include wasi:cli/imports`)");
+    let world = match version {
+        "p2" => resolve.select_world(&[package], Some("bindings")),
+        _ => resolve.select_world(&[package], Some("wasi:cli/command@0.3.0")),
+    }
+    .expect("wasmtime-wasi's WIT has the world its bindgen! reads");
     let mut items = Vec::new();
     for import in resolve.worlds[world].imports.values() {
         let WorldItem::Interface { id, .. } = import else {
@@ -102,9 +104,28 @@ fn defines<T: 'static>(linker: &Linker<T>, interface: &str, item: &Item) -> bool
     }
 }
 
+/// WASI 0.3 too: every interface `wasmtime-wasi`'s p3 links, wasock's linker links.
+#[test]
+fn every_0_3_interface_wasmtime_wasi_links_is_linked() {
+    let imports = wasmtime_wasi_imports("p3");
+    let interfaces: BTreeSet<&str> = imports.iter().map(|(i, _)| i.as_str()).collect();
+    assert!(
+        interfaces.contains("wasi:sockets/types@0.3.0")
+            && interfaces.contains("wasi:sockets/ip-name-lookup@0.3.0"),
+        "wasmtime-wasi's p3 world looks incomplete: {interfaces:?}"
+    );
+    let wasock = common::linker();
+    for (interface, item) in &imports {
+        assert!(
+            defines(&wasock, interface, item),
+            "wasock's linker lacks {interface} {item:?}, which wasmtime-wasi's p3 links"
+        );
+    }
+}
+
 #[test]
 fn every_interface_wasmtime_wasi_links_is_linked() {
-    let imports = wasmtime_wasi_imports();
+    let imports = wasmtime_wasi_imports("p2");
     let interfaces: BTreeSet<&str> = imports.iter().map(|(i, _)| i.as_str()).collect();
     assert!(
         interfaces.len() >= 25 && interfaces.contains("wasi:sockets/tcp@0.2.12"),
@@ -156,6 +177,35 @@ async fn the_socket_interfaces_are_wasocks() {
     }
     let seen = seen.lock().unwrap();
     for op in ["create tcp", "connect tcp", "create udp", "resolve"] {
+        assert!(seen.contains(op), "wasock's audit never saw {op}: {seen:?}");
+    }
+}
+
+/// The 0.3 sockets answer through wasock too: with `wasmtime-wasi`'s context at its default
+/// (no network), the 0.3 guest passes only because wasock serves it, and wasock's audit sees
+/// its binds, connects, listens and accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_0_3_socket_interfaces_are_wasocks() {
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let record = seen.clone();
+    let ctx = WasockCtx::builder()
+        .allow_all_network(true)
+        .audit(move |e: &AuditEvent<'_>| {
+            let proto = e.proto.map(|p| format!(" {p}")).unwrap_or_default();
+            record.lock().unwrap().insert(format!("{}{proto}", e.op));
+        })
+        .build();
+    common::run(wasock_guests::RAW_P3_TCP, &[], ctx)
+        .await
+        .assert_passed_count();
+    let seen = seen.lock().unwrap();
+    for op in [
+        "create tcp",
+        "bind tcp",
+        "connect tcp",
+        "listen tcp",
+        "accept tcp",
+    ] {
         assert!(seen.contains(op), "wasock's audit never saw {op}: {seen:?}");
     }
 }

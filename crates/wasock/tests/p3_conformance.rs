@@ -1,6 +1,7 @@
-//! The WASI 0.3 TCP conformance guest (`raw-p3-tcp`) under wasock, on the OS and on the virtual
-//! network: every check passes, exactly as many as `EXPECTED_CHECKS` says. The guest asserts
-//! what `wasi:sockets/types@0.3.0` says (tests/p3_reference.rs runs it on the reference).
+//! The WASI 0.3 conformance guests (`raw-p3-tcp`, `raw-p3-lookup`) under wasock, on the OS
+//! and on the virtual network: every check passes, exactly as many as `EXPECTED_CHECKS` says.
+//! The guests assert what `wasi:sockets@0.3.0` says (tests/p3_reference.rs runs them on the
+//! reference host, with its deviations listed).
 
 mod common;
 
@@ -25,5 +26,27 @@ async fn raw_p3_tcp_passes_on_both_backends() {
         assert!(failed.is_empty(), "{backend}: {}\n{run}", failed.join("\n"));
         let n = run.assert_passed_count();
         println!("{backend}: raw-p3-tcp ran {n} checks");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_p3_lookup_passes_on_both_backends() {
+    for (backend, sockets, _) in on_both_backends() {
+        let run = spawn_env(
+            wasock_guests::RAW_P3_LOOKUP,
+            &[],
+            &[("GUEST_CHECK_LOG", "1")],
+            sockets,
+        )
+        .finish()
+        .await;
+        let failed: Vec<&str> = run
+            .stdout
+            .lines()
+            .filter(|l| l.contains("=> FAILED"))
+            .collect();
+        assert!(failed.is_empty(), "{backend}: {}\n{run}", failed.join("\n"));
+        let n = run.assert_passed_count();
+        println!("{backend}: raw-p3-lookup ran {n} checks");
     }
 }

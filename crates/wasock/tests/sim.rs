@@ -532,3 +532,41 @@ duplicate = 0.3
     assert!(total > 100, "some arrive twice: {line}");
     assert!(out_of_order > 0, "jitter reorders: {line}");
 }
+
+/// A 0.3 guest runs under simulation as a 0.2 one does: its `wasi:cli/run@0.3` as a concurrent
+/// call on the paused runtime, every check passing on the virtual network, and one seed
+/// replaying its trace and output exactly.
+#[test]
+fn a_0_3_guest_passes_and_one_seed_replays_exactly() {
+    let text = r#"
+[sim]
+time-limit = "600s"
+
+[[component]]
+name = "p3"
+wasm = "raw-p3-tcp.wasm"
+env = { GUEST_CHECK_LOG = "1" }
+policy = "allow-all"
+"#;
+    let sim = Simulation::new(scenario(text)).unwrap();
+    let first = sim.run(7).unwrap();
+    assert_eq!(
+        first.exit_code, 0,
+        "{:?}\n{:#?}",
+        first.failure, first.output
+    );
+    let out = printed(&first, "p3");
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("raw-p3-tcp: ") && l.ends_with(" checks passed")),
+        "{out:?}"
+    );
+    assert!(!out.iter().any(|l| l.contains("FAILED")), "{out:?}");
+    let again = sim.run(7).unwrap();
+    assert_eq!(
+        first.trace, again.trace,
+        "one seed, one trace, byte for byte"
+    );
+    assert_eq!(first.output, again.output);
+    assert_eq!(first.virtual_time, again.virtual_time);
+}

@@ -298,14 +298,11 @@ pub async fn read_to_end(check: &str, rx: &mut StreamReader<u8>, max: usize) -> 
 }
 
 /// What one read of up to `n` items gives: the result and the items read.
-pub async fn read_once<T: 'static>(
+pub async fn read_once<T: wit_stream::StreamPayload>(
     check: &str,
     rx: &mut StreamReader<T>,
     n: usize,
-) -> (StreamResult, Vec<T>)
-where
-    T: wit_stream::StreamPayload,
-{
+) -> (StreamResult, Vec<T>) {
     within(check, rx.read(Vec::with_capacity(n))).await
 }
 

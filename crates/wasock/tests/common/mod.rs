@@ -345,7 +345,8 @@ pub const EXPECTED_CHECKS: &[(&str, u32)] = &[
     ("raw-drop-order", 121),
     ("raw-poll", 68),
     // WASI 0.3; on the reference, the checks tests/p3_reference.rs lists as its deviations fail
-    ("raw-p3-tcp", 368),
+    ("raw-p3-tcp", 434),
+    ("raw-p3-lookup", 15),
     // every scenario (no arguments)
     ("raw-p3-abuse", 111),
     // with any HOST:PORT and KIB given as an IP address
