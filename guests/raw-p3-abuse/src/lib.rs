@@ -77,6 +77,8 @@ fn num<T: std::str::FromStr>(s: &str) -> T {
 const V4: Family = Family::Ipv4;
 /// Bytes per write.
 const CHUNK: usize = 64 * 1024;
+/// A connect to a full accept queue that has not finished in this long is pending.
+const PENDING_MS: u64 = 1_000;
 /// A write that makes no progress for this long has stalled: the kernel's buffers are full.
 const STALL_MS: u64 = 300;
 /// The most a flooded, never-read connection may take before its writer stalls: the
@@ -432,7 +434,8 @@ async fn cancel_connect() {
     let mut pending = None;
     for _ in 0..16 {
         let s = new_tcp(&c("client"), V4);
-        match timeout(STALL_MS, s.connect(addr)).await {
+        // Long enough that a connect the queue takes finishes even on a busy machine.
+        match timeout(PENDING_MS, s.connect(addr)).await {
             Some(Ok(())) => queued.push(s),
             Some(Err(e)) => fail(&c("connect while the backlog fills"), format!("{e:?}")),
             None => {
@@ -460,24 +463,24 @@ async fn cancel_connect() {
     expect_err(&c("bind after it"), s.bind(lo(V4, 0)), E::InvalidState);
     expect_err(&c("listen after it"), s.listen().map(drop), E::InvalidState);
     drop(s);
-    // The listener is unharmed: each queued connection is accepted and works.
+    // The listener is unharmed: each queued connection is accepted and works (one check for
+    // them all: how many the kernel queues is its business).
+    let mut carried = 0;
     for (i, client) in queued.iter().enumerate() {
         let Some(server) = accept(&c("accept a queued connection"), &mut accepts).await else {
             fail(&c("accept"), "the listen stream ended");
         };
         let msg = format!("queued {i}");
-        check_eq(
-            &c("a queued connection carries data"),
-            send_all(&c("send"), client, msg.as_bytes()).await,
-            Ok(()),
-        );
+        let sent = send_all(&c("send"), client, msg.as_bytes()).await;
         let (mut rx, _r) = server.receive();
-        check_eq(
-            &c("accepted side reads it"),
-            read_exact(&c("read"), &mut rx, msg.len()).await,
-            msg.into_bytes(),
-        );
+        let got = read_exact(&c("read"), &mut rx, msg.len()).await;
+        carried += usize::from(sent.is_ok() && got == msg.into_bytes());
     }
+    check_eq(
+        &c("every queued connection is accepted and carries data"),
+        carried == queued.len(),
+        true,
+    );
     let late = new_tcp(&c("late client"), V4);
     check_eq(
         &c("a new connect once the queue drained"),

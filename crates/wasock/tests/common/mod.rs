@@ -348,7 +348,7 @@ pub const EXPECTED_CHECKS: &[(&str, u32)] = &[
     ("raw-p3-tcp", 434),
     ("raw-p3-lookup", 15),
     // every scenario (no arguments)
-    ("raw-p3-abuse", 111),
+    ("raw-p3-abuse", 108),
     // with any HOST:PORT and KIB given as an IP address
     ("p3-echo-client", 9),
     ("udp-v021", 36),
