@@ -26,6 +26,9 @@ const GUESTS: &[(&str, &str)] = &[
     ("RAW_POLL", "raw-poll"),
     ("RAW_P3_TCP", "raw-p3-tcp"),
     ("RAW_P3_LOOKUP", "raw-p3-lookup"),
+    ("RAW_P3_ABUSE", "raw-p3-abuse"),
+    ("P3_ECHO_SERVER", "p3-echo-server"),
+    ("P3_ECHO_CLIENT", "p3-echo-client"),
     ("UDP_V021", "udp-v021"),
     ("TCP_V020", "tcp-v020"),
     ("STD_CLI", "std-cli"),
@@ -48,7 +51,13 @@ const TARGET: &str = "wasm32-wasip2";
 /// `wasi:cli/run@0.3.0` only (a bin would export Rust's `main` as `wasi:cli/run@0.2.0` too).
 /// cargo names such a file after the library (`raw_p3_tcp.wasm`); it is copied to the guest's
 /// name (`raw-p3-tcp.wasm`), since the tests take a guest's name from its file stem.
-const CDYLIB_GUESTS: &[&str] = &["raw-p3-tcp", "raw-p3-lookup"];
+const CDYLIB_GUESTS: &[&str] = &[
+    "raw-p3-tcp",
+    "raw-p3-lookup",
+    "raw-p3-abuse",
+    "p3-echo-server",
+    "p3-echo-client",
+];
 
 /// The packages holding the test guests; the benchmark guests (`bench*`) are built by the
 /// harness, not by every test build.
@@ -56,6 +65,9 @@ const PACKAGES: &[&str] = &[
     "raw-guests",
     "raw-p3-tcp",
     "raw-p3-lookup",
+    "raw-p3-abuse",
+    "p3-echo-server",
+    "p3-echo-client",
     "versioned-guests",
     "std-guests",
 ];
@@ -80,6 +92,9 @@ fn main() {
         "raw-p3",
         "raw-p3-tcp",
         "raw-p3-lookup",
+        "raw-p3-abuse",
+        "p3-echo-server",
+        "p3-echo-client",
         "versioned",
         "std-guests",
     ] {

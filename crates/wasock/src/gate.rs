@@ -200,6 +200,12 @@ impl Gate {
         }
     }
 
+    /// Whether the instance holds as many sockets as the limit allows, without counting a
+    /// refusal (for a wait that was refused once already).
+    pub(crate) fn socket_limit_reached(&self) -> bool {
+        self.acct.socket_limit_reached()
+    }
+
     /// Rule: past `max_lookups` under way a lookup is `temporary-resolver-failure`.
     pub(crate) fn start_lookup(&self) -> Result<LookupSlot, ErrorCode> {
         self.acct.start_lookup().ok_or_else(|| {

@@ -344,10 +344,15 @@ impl Accounting {
         *crate::sync::lock(&self.denied).entry(why).or_default() += 1;
     }
 
+    /// Whether a new socket would exceed the limit; not counted.
+    pub(crate) fn socket_limit_reached(&self) -> bool {
+        self.open.load(Relaxed) >= self.max_sockets
+    }
+
     /// Whether a new socket would exceed the limit (checked before taking a connection off a
     /// listener's queue, so that a refused accept leaves it queued); counted as a refusal.
     pub(crate) fn at_socket_limit(&self) -> bool {
-        let full = self.open.load(Relaxed) >= self.max_sockets;
+        let full = self.socket_limit_reached();
         if full {
             self.refused(Denial::SocketLimit);
         }

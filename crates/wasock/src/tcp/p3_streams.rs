@@ -60,6 +60,10 @@ pub(crate) struct AcceptStream<T: 'static> {
     acceptor: Arc<Acceptor>,
     getter: for<'a> fn(&'a mut T) -> WasockCtxView<'a>,
     wait: Wait,
+    /// The socket limit refused an accept, and no accept has succeeded since: while the
+    /// instance stays at the limit the stream waits without asking (and counting) again, so
+    /// one wait at the limit is one refusal in the counters, not one per retry.
+    refused: bool,
 }
 
 impl<T: 'static> AcceptStream<T> {
@@ -71,6 +75,7 @@ impl<T: 'static> AcceptStream<T> {
             acceptor: Arc::new(acceptor),
             getter,
             wait: None,
+            refused: false,
         }
     }
 
@@ -113,16 +118,27 @@ impl<T: 'static> StreamProducer<T> for AcceptStream<T> {
                     Poll::Pending => not_now(finish),
                 };
             }
-            let failed = match this.acceptor.try_accept() {
-                Ok(Some(sock)) => {
-                    let view = (this.getter)(store.data_mut());
-                    let sock = view.table.push(sock)?;
-                    dst.set_buffer(Some(sock));
-                    return Poll::Ready(Ok(StreamResult::Completed));
-                }
-                Ok(None) => false,
-                Err(SocketError::Trap(e)) => return Poll::Ready(Err(e)),
-                Err(SocketError::Code(_)) => true,
+            let still_refused = this.refused && this.acceptor.gate().socket_limit_reached();
+            let failed = match still_refused {
+                true => true,
+                false => match this.acceptor.try_accept() {
+                    Ok(Some(sock)) => {
+                        this.refused = false;
+                        let view = (this.getter)(store.data_mut());
+                        let sock = view.table.push(sock)?;
+                        dst.set_buffer(Some(sock));
+                        return Poll::Ready(Ok(StreamResult::Completed));
+                    }
+                    Ok(None) => {
+                        this.refused = false;
+                        false
+                    }
+                    Err(SocketError::Trap(e)) => return Poll::Ready(Err(e)),
+                    Err(SocketError::Code(code)) => {
+                        this.refused |= code == ErrorCode::NewSocketLimit;
+                        true
+                    }
+                },
             };
             if this.poll_ready(cx, failed).is_pending() {
                 return not_now(finish);

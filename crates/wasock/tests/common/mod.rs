@@ -347,6 +347,10 @@ pub const EXPECTED_CHECKS: &[(&str, u32)] = &[
     // WASI 0.3; on the reference, the checks tests/p3_reference.rs lists as its deviations fail
     ("raw-p3-tcp", 434),
     ("raw-p3-lookup", 15),
+    // every scenario (no arguments)
+    ("raw-p3-abuse", 108),
+    // with any HOST:PORT and KIB given as an IP address
+    ("p3-echo-client", 9),
     ("udp-v021", 36),
     ("tcp-v020", 20),
     ("std-udp-echo", 99),
