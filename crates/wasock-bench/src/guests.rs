@@ -1,6 +1,7 @@
 //! Builds the bench guest (`guests/bench`) twice from one source: for `wasm32-wasip2` and for
 //! the host, in release, into `target/bench-guests`; and the raw-binding guest
-//! (`guests/bench-raw`) for `wasm32-wasip2` only, when a workload needs it.
+//! (`guests/bench-raw`) and the 0.3 bench guest (`guests/bench-p3`) for `wasm32-wasip2` only,
+//! when a workload needs them.
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -71,6 +72,38 @@ pub(crate) fn build_raw(repo: &Path) -> Result<PathBuf> {
     Ok(wasm)
 }
 
+/// The 0.3 bench guest's package; a cdylib, so cargo names its file after the library
+/// (`bench_p3.wasm`).
+const P3_PACKAGE: &str = "bench-p3";
+/// The 0.3 bench guest's bindings and wit-bindgen's async runtime optimized for speed, as the
+/// guest itself is by the guests workspace's profile.
+const P3_OPT: &[&str] = &[
+    "profile.release.package.raw-p3-guests.opt-level=3",
+    "profile.release.package.wit-bindgen.opt-level=3",
+];
+
+/// Builds (incrementally) `guests/bench-p3` for `wasm32-wasip2` and returns the component
+/// (copied to `bench-p3.wasm`, the guest's name).
+pub(crate) fn build_p3(repo: &Path) -> Result<PathBuf> {
+    let target_dir = repo.join("target").join("bench-guests");
+    let manifest = repo.join("guests").join("Cargo.toml");
+    let config: Vec<&str> = P3_OPT.iter().flat_map(|c| ["--config", c]).collect();
+    let extra = [&["--lib"][..], &config].concat();
+    cargo_build_with(
+        &manifest,
+        &target_dir,
+        Some(WASM_TARGET),
+        P3_PACKAGE,
+        &extra,
+    )?;
+    let dir = target_dir.join(WASM_TARGET).join("release");
+    let built = dir.join(format!("{}.wasm", P3_PACKAGE.replace('-', "_")));
+    let wasm = dir.join(format!("{P3_PACKAGE}.wasm"));
+    std::fs::copy(&built, &wasm)
+        .with_context(|| format!("copying {} to {}", built.display(), wasm.display()))?;
+    Ok(wasm)
+}
+
 /// The HTTP server guest (`guests/bench-http`, bin `bench-http`): one source for both targets.
 const HTTP_BIN: &str = "bench-http";
 /// Every crate of the HTTP guest (hyper, axum, wstd, tokio) at opt-level 3 on both targets, as a
@@ -129,9 +162,21 @@ fn cargo_build(
     (package, bin): (&str, &str),
     extra: &[&str],
 ) -> Result<()> {
+    let extra = [&["--bin", bin][..], extra].concat();
+    cargo_build_with(manifest, target_dir, target, package, &extra)
+}
+
+/// `cargo build --release -p package` with `extra` arguments (which say what to build).
+fn cargo_build_with(
+    manifest: &Path,
+    target_dir: &Path,
+    target: Option<&str>,
+    package: &str,
+    extra: &[&str],
+) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release", "--quiet", "-p", package, "--bin", bin])
+    cmd.args(["build", "--release", "--quiet", "-p", package])
         .args(extra)
         .arg("--manifest-path")
         .arg(manifest)

@@ -396,7 +396,7 @@ fn one(http: &Http<'_>, mode: Mode, load: Option<(Method, u32)>) -> Result<Sampl
     let (out, driven) = match mode {
         Mode::Native if http.server == Server::Raw => bail!("raw-http-server has no native build"),
         Mode::Native => native(http, &args, addr, load)?,
-        Mode::Wasock | Mode::WasmtimeWasi => in_process(http, mode, &args, addr, load)?,
+        _ => in_process(http, mode, &args, addr, load)?,
     };
     let bench = http.server.summary(&out)?;
     let mut fields = bench.fields;

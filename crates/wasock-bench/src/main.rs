@@ -19,7 +19,10 @@
 //!
 //! What std cannot express (batched UDP `send` and `receive`, `resolve-addresses` of an IP
 //! literal) is a second program, `guests/bench-raw`, on the raw `wasi:sockets` bindings: built for
-//! `wasm32-wasip2` only, so its tables have no native column. `tcp-pair` and the guest ↔ guest
+//! `wasm32-wasip2` only, so its tables have no native column. The `p3-*` workloads run a third,
+//! `guests/bench-p3`: the TCP workloads on `wasi:sockets@0.3.0` streams (a 0.3 command, wasm
+//! only), on wasock and on stock `wasmtime-wasi`'s 0.3 sockets, next to the bench guest on
+//! wasock and natively; four columns, alternating in that order. `tcp-pair` and the guest ↔ guest
 //! half of `udp-raw` run two instances at once, as tasks of one tokio runtime; `scale` holds
 //! 10 000 idle connections in one instance and reads the host's heap growth from a counting
 //! global allocator (`heap.rs`).
@@ -71,10 +74,11 @@ use std::time::{Duration, Instant, SystemTime};
 use workloads::{Ctx, Params};
 
 /// One workload: its name (the command-line word), whether it runs the raw-binding guest
-/// (`guests/bench-raw`), and what measures it.
+/// (`guests/bench-raw`) or the 0.3 bench guest (`guests/bench-p3`), and what measures it.
 struct Workload {
     name: &'static str,
     raw: bool,
+    p3: bool,
     run: fn(&Ctx<'_>) -> Result<Table>,
 }
 
@@ -84,6 +88,7 @@ impl Workload {
         Workload {
             name,
             raw: false,
+            p3: false,
             run,
         }
     }
@@ -93,6 +98,18 @@ impl Workload {
         Workload {
             name,
             raw: true,
+            p3: false,
+            run,
+        }
+    }
+
+    /// A workload of the 0.3 bench guest (and the bench guest), which is then built and
+    /// compiled for the run.
+    const fn p3(name: &'static str, run: fn(&Ctx<'_>) -> Result<Table>) -> Workload {
+        Workload {
+            name,
+            raw: false,
+            p3: true,
             run,
         }
     }
@@ -114,6 +131,10 @@ const WORKLOADS: &[Workload] = &[
     Workload::new("http", |ctx| http::run(ctx, http::Server::Wstd)),
     Workload::new("http-batch", |ctx| http::run(ctx, http::Server::Batch)),
     Workload::new("load", |ctx| http::run(ctx, http::Server::Raw)),
+    Workload::p3("p3-tcp-send", workloads::p3_tcp::send),
+    Workload::p3("p3-tcp-recv", workloads::p3_tcp::recv),
+    Workload::p3("p3-tcp-rr", workloads::p3_tcp::rr),
+    Workload::p3("p3-tcp-churn", workloads::p3_tcp::churn),
 ];
 
 #[derive(Parser)]
@@ -204,10 +225,19 @@ fn run(args: Args) -> Result<()> {
     } else {
         None
     };
+    let p3_wasm = match selected.iter().any(|w| w.p3) {
+        true => {
+            eprintln!("wasock-bench: building and compiling the 0.3 bench guest (wasm32-wasip2)…");
+            Some(guests::build_p3(&repo)?)
+        }
+        false => None,
+    };
+    let p3 = p3_wasm.as_deref().map(|w| runner.compile(w)).transpose()?;
     let ctx = Ctx {
         runner: &runner,
         params: &params,
         raw: raw.as_ref(),
+        p3: p3.as_ref(),
     };
 
     let load_before = loadavg();
@@ -235,7 +265,14 @@ fn run(args: Args) -> Result<()> {
         others_cpus: others.map(|o| o.as_secs_f64() / wall.as_secs_f64()),
         wall,
     };
-    let markdown = document(&args, &params, &guests, &machine, &tables);
+    let markdown = document(
+        &args,
+        &params,
+        &guests,
+        p3_wasm.as_deref(),
+        &machine,
+        &tables,
+    );
     let out = match (&args.out, args.quick) {
         (Some(path), _) => Some(path.clone()),
         (None, false) => Some(repo.join("BENCHMARKS.md")),
@@ -301,6 +338,7 @@ fn document(
     args: &Args,
     params: &Params,
     guests: &guests::Guests,
+    p3_wasm: Option<&Path>,
     machine: &Machine,
     tables: &[Table],
 ) -> String {
@@ -397,6 +435,14 @@ fn document(
         wasm_size / 1024,
         args.runtime.describe()
     ));
+    if let Some(p3) = p3_wasm {
+        md.push_str(&format!(
+            "- WASI 0.3 guest (the `p3-*` workloads): `guests/bench-p3` (a `wasi:cli/command@0.3.0` \
+             cdylib, release, opt-level 3), {} KiB as a component; `run` as a concurrent call \
+             on both hosts\n",
+            std::fs::metadata(p3).map_or(0, |m| m.len()) / 1024
+        ));
+    }
     md.push_str(&format!(
         "- Repetitions: {} per mode, alternated; harness wall time {:.0} s\n\n",
         params.reps,

@@ -1,4 +1,5 @@
-//! Tables (three columns and two ratios) and the `BENCHMARKS.md` text around them.
+//! Tables (three columns and two ratios; four and three for the `p3-*` workloads) and the
+//! `BENCHMARKS.md` text around them.
 
 use crate::runner::Mode;
 use crate::stats::Summary;
@@ -15,7 +16,8 @@ pub(crate) enum Better {
 pub(crate) struct Row {
     pub(crate) metric: String,
     pub(crate) better: Better,
-    pub(crate) values: [Option<Summary>; 3],
+    /// Indexed by [`mode_index`].
+    pub(crate) values: [Option<Summary>; 5],
 }
 
 impl Row {
@@ -23,7 +25,7 @@ impl Row {
         Row {
             metric: metric.into(),
             better,
-            values: [None; 3],
+            values: [None; 5],
         }
     }
 
@@ -44,8 +46,48 @@ fn mode_index(mode: Mode) -> usize {
         Mode::Wasock => 0,
         Mode::WasmtimeWasi => 1,
         Mode::Native => 2,
+        Mode::P3Wasock => 3,
+        Mode::P3WasmtimeWasi => 4,
     }
 }
+
+/// The columns of a table and the ratios after them: (mode, heading); (mode ÷ mode, heading).
+type Layout = (
+    &'static [(Mode, &'static str)],
+    &'static [(Mode, Mode, &'static str)],
+);
+
+/// The three ways the bench guest runs.
+const LAYOUT: Layout = (
+    &[
+        (Mode::Wasock, "wasock"),
+        (Mode::WasmtimeWasi, "wasmtime-wasi"),
+        (Mode::Native, "native"),
+    ],
+    &[
+        (Mode::Wasock, Mode::WasmtimeWasi, "wasock / wasmtime-wasi"),
+        (Mode::Wasock, Mode::Native, "wasock / native"),
+    ],
+);
+
+/// A `p3-*` workload's: the 0.3 guest on both hosts, the 0.2 guest on wasock and natively.
+const P3_LAYOUT: Layout = (
+    &[
+        (Mode::P3Wasock, "0.3 on wasock"),
+        (Mode::P3WasmtimeWasi, "0.3 on wasmtime-wasi"),
+        (Mode::Wasock, "0.2 on wasock"),
+        (Mode::Native, "native"),
+    ],
+    &[
+        (
+            Mode::P3Wasock,
+            Mode::P3WasmtimeWasi,
+            "0.3 wasock / 0.3 wasmtime-wasi",
+        ),
+        (Mode::P3Wasock, Mode::Native, "0.3 wasock / native"),
+        (Mode::P3Wasock, Mode::Wasock, "0.3 / 0.2 on wasock"),
+    ],
+);
 
 /// One workload's results.
 pub(crate) struct Table {
@@ -62,10 +104,22 @@ impl Table {
             out.push_str(note);
             out.push_str("\n\n");
         }
-        out.push_str(
-            "| metric | wasock | wasmtime-wasi | native | wasock / wasmtime-wasi | wasock / native |\n\
-             |---|---|---|---|---|---|\n",
-        );
+        // A table with a 0.3 column is a `p3-*` workload's.
+        let p3 = self.rows.iter().any(|r| {
+            r.values[mode_index(Mode::P3Wasock)].is_some()
+                || r.values[mode_index(Mode::P3WasmtimeWasi)].is_some()
+        });
+        let (columns, ratios) = if p3 { P3_LAYOUT } else { LAYOUT };
+        out.push_str("| metric ");
+        let headings = columns.iter().map(|(_, h)| h);
+        for heading in headings.chain(ratios.iter().map(|(_, _, h)| h)) {
+            let _ = write!(out, "| {heading} ");
+        }
+        out.push_str("|\n|---");
+        for _ in 0..columns.len() + ratios.len() {
+            out.push_str("|---");
+        }
+        out.push_str("|\n");
         // Cells with fewer samples than the fullest cell (failed runs) say how many they have.
         let full = self
             .rows
@@ -80,15 +134,13 @@ impl Table {
                 Better::Lower => "↓",
             };
             let _ = write!(out, "| {} {arrow} ", row.metric);
-            for value in &row.values {
-                let _ = write!(out, "| {} ", cell(*value, full));
+            for (mode, _) in columns {
+                let _ = write!(out, "| {} ", cell(row.values[mode_index(*mode)], full));
             }
-            let _ = writeln!(
-                out,
-                "| {} | {} |",
-                row.ratio(Mode::Wasock, Mode::WasmtimeWasi),
-                row.ratio(Mode::Wasock, Mode::Native)
-            );
+            for (a, b, _) in ratios {
+                let _ = write!(out, "| {} ", row.ratio(*a, *b));
+            }
+            out.push_str("|\n");
         }
         out
     }
@@ -180,5 +232,29 @@ mod tests {
                 .markdown()
                 .contains("| 1.00 (1.00–1.00) [1 of 3 runs] |")
         );
+    }
+
+    #[test]
+    fn a_p3_table() {
+        let mut row = Row::new("MB/s", Better::Higher);
+        row.set(Mode::P3Wasock, Summary::of(&[4.0]));
+        row.set(Mode::P3WasmtimeWasi, Summary::of(&[2.0]));
+        row.set(Mode::Wasock, Summary::of(&[1.0]));
+        row.set(Mode::Native, Summary::of(&[8.0]));
+        let table = Table {
+            title: "t".into(),
+            notes: vec![],
+            rows: vec![row],
+        };
+        let md = table.markdown();
+        assert!(md.contains(
+            "| metric | 0.3 on wasock | 0.3 on wasmtime-wasi | 0.2 on wasock | native \
+             | 0.3 wasock / 0.3 wasmtime-wasi | 0.3 wasock / native | 0.3 / 0.2 on wasock |\n\
+             |---|---|---|---|---|---|---|---|\n"
+        ));
+        assert!(md.contains(
+            "| MB/s ↑ | 4.00 (4.00–4.00) | 2.00 (2.00–2.00) | 1.00 (1.00–1.00) | 8.00 (8.00–8.00) \
+             | 2.00× | 0.50× | 4.00× |"
+        ));
     }
 }

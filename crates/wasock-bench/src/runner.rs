@@ -1,4 +1,5 @@
-//! Runs the bench guest one of three ways and measures the CPU time the run cost.
+//! Runs the bench guest one of three ways (and the 0.3 bench guest two more) and measures the
+//! CPU time the run cost.
 
 use crate::cpu;
 use anyhow::{Context, Result, anyhow, bail};
@@ -13,6 +14,7 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p3::bindings::Command as P3Command;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasock::limits::Limits;
 use wasock::{StoreState, WasockCtx};
@@ -31,11 +33,24 @@ pub(crate) enum Mode {
     WasmtimeWasi,
     /// The same source built for the host, run as a child process.
     Native,
+    /// The 0.3 bench guest (`guests/bench-p3`) on wasock's sockets, 0.2 and 0.3 linked.
+    P3Wasock,
+    /// The 0.3 bench guest on stock `wasmtime-wasi` (`p2::add_to_linker_async` and
+    /// `p3::add_to_linker`), run as a concurrent call.
+    P3WasmtimeWasi,
 }
 
 impl Mode {
     /// The modes in the order runs alternate.
     pub(crate) const ALL: [Mode; 3] = [Mode::Wasock, Mode::WasmtimeWasi, Mode::Native];
+    /// The columns of a `p3-*` workload, in the order its runs alternate: the 0.3 guest on both
+    /// hosts, then the 0.2 guest on wasock and natively.
+    pub(crate) const P3: [Mode; 4] = [
+        Mode::P3Wasock,
+        Mode::P3WasmtimeWasi,
+        Mode::Wasock,
+        Mode::Native,
+    ];
 
     /// Column heading.
     pub(crate) fn name(self) -> &'static str {
@@ -43,6 +58,8 @@ impl Mode {
             Mode::Wasock => "wasock",
             Mode::WasmtimeWasi => "wasmtime-wasi",
             Mode::Native => "native",
+            Mode::P3Wasock => "0.3 on wasock",
+            Mode::P3WasmtimeWasi => "0.3 on wasmtime-wasi",
         }
     }
 
@@ -154,7 +171,7 @@ impl Flavor {
         match self {
             Flavor::CurrentThread => false,
             Flavor::MultiThread => true,
-            Flavor::Cli => mode == Mode::WasmtimeWasi,
+            Flavor::Cli => matches!(mode, Mode::WasmtimeWasi | Mode::P3WasmtimeWasi),
         }
     }
 }
@@ -184,6 +201,8 @@ pub(crate) struct Runner {
     component: Component,
     wasock_linker: Arc<Linker<StoreState>>,
     wasi_linker: Arc<Linker<WasiState>>,
+    /// Stock `wasmtime-wasi` with WASI 0.3 as well, for [`Mode::P3WasmtimeWasi`].
+    wasi_p3_linker: Arc<Linker<WasiState>>,
     native: PathBuf,
     wasm: PathBuf,
 }
@@ -218,6 +237,9 @@ impl Runner {
         wasock::add_wasi_to_linker(&mut wasock_linker).map_err(wasm_err)?;
         let mut wasi_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut wasi_linker).map_err(wasm_err)?;
+        let mut wasi_p3_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut wasi_p3_linker).map_err(wasm_err)?;
+        wasmtime_wasi::p3::add_to_linker(&mut wasi_p3_linker).map_err(wasm_err)?;
         Ok(Runner {
             flavor,
             rt,
@@ -226,6 +248,7 @@ impl Runner {
             component,
             wasock_linker: Arc::new(wasock_linker),
             wasi_linker: Arc::new(wasi_linker),
+            wasi_p3_linker: Arc::new(wasi_p3_linker),
             native: native.to_owned(),
             wasm: wasm.to_owned(),
         })
@@ -234,7 +257,7 @@ impl Runner {
     /// The runtime the runs in `mode` use.
     fn rt(&self, mode: Mode) -> &Arc<tokio::runtime::Runtime> {
         match (mode, &self.wasi_rt) {
-            (Mode::WasmtimeWasi, Some(rt)) => rt,
+            (Mode::WasmtimeWasi | Mode::P3WasmtimeWasi, Some(rt)) => rt,
             _ => &self.rt,
         }
     }
@@ -267,10 +290,14 @@ impl Runner {
     }
 
     /// Runs the guest with `args` (after its name) in `mode`; fails unless it exits with 0.
+    /// The 0.3 modes run the 0.3 guest, which the workload passes to [`Runner::run_in_process`].
     pub(crate) fn run(&self, mode: Mode, args: &[String]) -> Result<RunOutput> {
         match mode {
             Mode::Wasock | Mode::WasmtimeWasi => self.run_in_process(mode, &self.component, args),
             Mode::Native => self.run_native(args),
+            Mode::P3Wasock | Mode::P3WasmtimeWasi => {
+                bail!("{} runs the 0.3 guest, not the bench guest", mode.name())
+            }
         }
     }
 
@@ -351,7 +378,8 @@ impl Runner {
         let engine = self.engine.clone();
         let component = component.clone();
         let run: GuestRun = match mode {
-            Mode::Wasock => {
+            // `run_command` runs a 0.2 or a 0.3 command; wasock's linker has both.
+            Mode::Wasock | Mode::P3Wasock => {
                 let mut sockets = WasockCtx::builder();
                 sockets.allow_all_network(true).allow_ip_name_lookup(true);
                 if let Some(limits) = &setup.wasock_limits {
@@ -366,7 +394,7 @@ impl Runner {
                     Ok(wasock::run_command(&mut store, &linker, &component).await?)
                 })
             }
-            Mode::WasmtimeWasi => {
+            Mode::WasmtimeWasi | Mode::P3WasmtimeWasi => {
                 builder
                     .inherit_network()
                     .allow_tcp(true)
@@ -376,10 +404,17 @@ impl Runner {
                     ctx: builder.build(),
                     table: ResourceTable::new(),
                 };
-                let linker = self.wasi_linker.clone();
-                Box::pin(
-                    async move { run_on_wasmtime_wasi(&engine, &linker, &component, state).await },
-                )
+                if mode == Mode::P3WasmtimeWasi {
+                    let linker = self.wasi_p3_linker.clone();
+                    Box::pin(async move {
+                        run_p3_on_wasmtime_wasi(&engine, &linker, &component, state).await
+                    })
+                } else {
+                    let linker = self.wasi_linker.clone();
+                    Box::pin(async move {
+                        run_on_wasmtime_wasi(&engine, &linker, &component, state).await
+                    })
+                }
             }
             Mode::Native => bail!("run_in_process is for the wasm modes"),
         };
@@ -536,6 +571,32 @@ async fn run_on_wasmtime_wasi(
     wasock::time_slices(&mut store);
     let command = pre.instantiate_async(&mut store).await.map_err(wasm_err)?;
     match command.wasi_cli_run().call_run(&mut store).await {
+        Ok(Ok(())) => Ok(0),
+        Ok(Err(())) => Ok(1),
+        Err(e) => match e.downcast_ref::<I32Exit>() {
+            Some(exit) => Ok(exit.0),
+            None => Err(anyhow!("the guest trapped: {e:?}")),
+        },
+    }
+}
+
+/// [`run_on_wasmtime_wasi`] for a `wasi:cli/command@0.3.0`: `run` as a concurrent call
+/// (`Store::run_concurrent`), as `wasmtime-wasi`'s 0.3 bindings run it.
+async fn run_p3_on_wasmtime_wasi(
+    engine: &Engine,
+    linker: &Linker<WasiState>,
+    component: &Component,
+    state: WasiState,
+) -> Result<i32> {
+    let mut store = Store::new(engine, state);
+    wasock::time_slices(&mut store);
+    let command = P3Command::instantiate_async(&mut store, component, linker)
+        .await
+        .map_err(wasm_err)?;
+    let run = store
+        .run_concurrent(async move |accessor| command.wasi_cli_run().call_run(accessor).await)
+        .await;
+    match run.and_then(|outcome| outcome) {
         Ok(Ok(())) => Ok(0),
         Ok(Err(())) => Ok(1),
         Err(e) => match e.downcast_ref::<I32Exit>() {

@@ -1,8 +1,10 @@
-//! The workloads, and what they share: one sampled run, alternation of the three modes over
-//! the repetitions, and the derived per-unit metrics.
+//! The workloads, and what they share: one sampled run, alternation of the three modes (or of
+//! a `p3-*` workload's four, [`Mode::P3`]) over the repetitions, and the derived per-unit
+//! metrics.
 
 pub(crate) mod lookup;
 pub(crate) mod lookup_raw;
+pub(crate) mod p3_tcp;
 pub(crate) mod scale;
 pub(crate) mod startup;
 pub(crate) mod tcp_bulk;
@@ -74,6 +76,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) params: &'a Params,
     /// The raw-binding guest, compiled when a selected workload runs it.
     pub(crate) raw: Option<&'a Component>,
+    /// The 0.3 bench guest (`guests/bench-p3`), compiled when a selected workload runs it.
+    pub(crate) p3: Option<&'a Component>,
 }
 
 impl Ctx<'_> {
@@ -81,6 +85,12 @@ impl Ctx<'_> {
     pub(crate) fn raw(&self) -> Result<&Component> {
         self.raw
             .ok_or_else(|| anyhow!("the raw-binding guest was not built for this run"))
+    }
+
+    /// The 0.3 bench guest.
+    pub(crate) fn p3(&self) -> Result<&Component> {
+        self.p3
+            .ok_or_else(|| anyhow!("the 0.3 bench guest was not built for this run"))
     }
 }
 
@@ -101,6 +111,22 @@ pub(crate) fn sample(
     args: &[String],
 ) -> Result<Sample> {
     sample_of(runner, mode, None, peer, args)
+}
+
+/// [`sample`] of the guest `mode` runs: the 0.3 bench guest in the 0.3 modes, else the bench
+/// guest.
+pub(crate) fn sample_mode(
+    ctx: &Ctx<'_>,
+    mode: Mode,
+    peer: Option<Peer>,
+    args: &[String],
+) -> Result<Sample> {
+    match mode {
+        Mode::P3Wasock | Mode::P3WasmtimeWasi => {
+            sample_of(ctx.runner, mode, Some(ctx.p3()?), peer, args)
+        }
+        _ => sample(ctx.runner, mode, peer, args),
+    }
 }
 
 /// [`sample`] of `component` (in process) instead of the bench guest, when given.
@@ -147,8 +173,16 @@ pub(crate) const FAILED_RUN: &str = "**A run failed**";
 
 /// Notes naming every failed run of `series`, for a table.
 pub(crate) fn failure_notes(series: &[Series; 3]) -> Vec<String> {
+    failure_notes_in(Mode::ALL, series)
+}
+
+/// [`failure_notes`] of series of the modes `order`.
+pub(crate) fn failure_notes_in<const N: usize>(
+    order: [Mode; N],
+    series: &[Series; N],
+) -> Vec<String> {
     let mut notes = Vec::new();
-    for (i, mode) in Mode::ALL.into_iter().enumerate() {
+    for (i, mode) in order.into_iter().enumerate() {
         for failure in &series[i].failures {
             notes.push(format!(
                 "{FAILED_RUN} ({}) and its repetition is left out: {failure}",
@@ -175,11 +209,23 @@ pub(crate) fn alternate_modes(
     label: &str,
     n: u64,
     modes: &[Mode],
-    mut one: impl FnMut(Mode, u64) -> Result<Sample>,
+    one: impl FnMut(Mode, u64) -> Result<Sample>,
 ) -> Result<[Series; 3]> {
-    let mut series: [Series; 3] = Default::default();
+    alternate_in(ctx, label, n, Mode::ALL, modes, one)
+}
+
+/// [`alternate_modes`] with the series of the modes `order`, run in that order.
+pub(crate) fn alternate_in<const N: usize>(
+    ctx: &Ctx<'_>,
+    label: &str,
+    n: u64,
+    order: [Mode; N],
+    modes: &[Mode],
+    mut one: impl FnMut(Mode, u64) -> Result<Sample>,
+) -> Result<[Series; N]> {
+    let mut series: [Series; N] = std::array::from_fn(|_| Series::default());
     for rep in 1..=ctx.params.reps {
-        for (i, mode) in Mode::ALL.into_iter().enumerate() {
+        for (i, mode) in order.into_iter().enumerate() {
             if !modes.contains(&mode) {
                 continue;
             }
@@ -221,8 +267,19 @@ pub(crate) fn row(
     series: &[Series; 3],
     f: impl Fn(&Series) -> Vec<f64>,
 ) -> Row {
+    row_in(metric, better, Mode::ALL, series, f)
+}
+
+/// [`row`] of series of the modes `order`.
+pub(crate) fn row_in<const N: usize>(
+    metric: &str,
+    better: Better,
+    order: [Mode; N],
+    series: &[Series; N],
+    f: impl Fn(&Series) -> Vec<f64>,
+) -> Row {
     let mut row = Row::new(metric, better);
-    for (i, mode) in Mode::ALL.into_iter().enumerate() {
+    for (i, mode) in order.into_iter().enumerate() {
         row.set(mode, Summary::of(&f(&series[i])));
     }
     row
@@ -264,9 +321,15 @@ pub(crate) fn field_us(s: &Series, key: &str) -> Vec<f64> {
 
 /// The row every workload ends with.
 pub(crate) fn setup_row(series: &[Series; 3]) -> Row {
-    row(
+    setup_row_in(Mode::ALL, series)
+}
+
+/// [`setup_row`] of series of the modes `order`.
+pub(crate) fn setup_row_in<const N: usize>(order: [Mode; N], series: &[Series; N]) -> Row {
+    row_in(
         "CPU of a 0-unit run (set-up only), ms",
         Better::Lower,
+        order,
         series,
         setup_cpu_ms,
     )

@@ -190,9 +190,7 @@ fn hold(ctx: &Ctx<'_>, side: Side, mode: Mode, units: u64) -> Result<Sample> {
     };
     let out = match mode {
         Mode::Native => runner.run(mode, &guest_args),
-        Mode::Wasock | Mode::WasmtimeWasi => {
-            runner.run_in_process_with(mode, runner.component(), &guest_args, &setup)
-        }
+        _ => runner.run_in_process_with(mode, runner.component(), &guest_args, &setup),
     };
     let controlled = controller
         .join()

@@ -70,7 +70,7 @@ fn pair(ctx: &Ctx<'_>, mode: Mode, units: u64) -> Result<Sample> {
             let received = sink.finish(RUN_TIMEOUT)?;
             (sent.stdout, received, cpu::children().saturating_sub(cpu0))
         }
-        Mode::Wasock | Mode::WasmtimeWasi => {
+        _ => {
             let component = runner.component();
             let setup = Setup::default();
             let cpu0 = cpu::process();

@@ -1,18 +1,29 @@
 //! TCP request/response: 64-byte ping-pong on one connection with a native echo thread.
 
 use super::{
-    Ctx, alternate, args, cpu_per_unit, failure_notes, field_us, rate, row, sample, setup_row,
+    Ctx, alternate_in, args, cpu_per_unit, failure_notes_in, field_us, rate, row_in, sample_mode,
+    setup_row_in,
 };
 use crate::peer;
 use crate::report::{Better, Table};
+use crate::runner::Mode;
 use anyhow::{Result, bail};
 
 pub(crate) fn run(ctx: &Ctx<'_>) -> Result<Table> {
+    run_in(ctx, "tcp-rr", Mode::ALL)
+}
+
+/// [`run`] in the modes `order` (`label` names the workload in the progress lines).
+pub(crate) fn run_in<const N: usize>(
+    ctx: &Ctx<'_>,
+    label: &str,
+    order: [Mode; N],
+) -> Result<Table> {
     let n = ctx.params.rr_count;
-    let series = alternate(ctx, "tcp-rr", n, |mode, units| {
+    let series = alternate_in(ctx, label, n, order, &order, |mode, units| {
         let peer = peer::tcp_echo()?;
         let a = args(&[&"tcp-rr", &peer.addr, &units]);
-        let s = sample(ctx.runner, mode, Some(peer), &a)?;
+        let s = sample_mode(ctx, mode, Some(peer), &a)?;
         if s.peer.count != s.report.units {
             bail!(
                 "{}: the guest counted {} round trips, the echo {}",
@@ -33,21 +44,27 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Result<Table> {
              percentiles."
                 .to_owned(),
         ],
-            failure_notes(&series),
+            failure_notes_in(order, &series),
         ]
         .concat(),
         rows: vec![
-            row("round trips/s", Better::Higher, &series, |s| rate(s, 1.0)),
-            row("p50 latency, µs", Better::Lower, &series, |s| {
+            row_in("round trips/s", Better::Higher, order, &series, |s| {
+                rate(s, 1.0)
+            }),
+            row_in("p50 latency, µs", Better::Lower, order, &series, |s| {
                 field_us(s, "p50_ns")
             }),
-            row("p99 latency, µs", Better::Lower, &series, |s| {
+            row_in("p99 latency, µs", Better::Lower, order, &series, |s| {
                 field_us(s, "p99_ns")
             }),
-            row("CPU µs per round trip", Better::Lower, &series, |s| {
-                cpu_per_unit(s, 1.0)
-            }),
-            setup_row(&series),
+            row_in(
+                "CPU µs per round trip",
+                Better::Lower,
+                order,
+                &series,
+                |s| cpu_per_unit(s, 1.0),
+            ),
+            setup_row_in(order, &series),
         ],
     })
 }
