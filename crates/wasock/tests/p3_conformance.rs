@@ -7,17 +7,13 @@ mod common;
 
 use common::{on_both_backends, spawn_env};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn raw_p3_tcp_passes_on_both_backends() {
+/// Runs `guest` on both backends with every check recorded: none may fail, and the count must
+/// be its `EXPECTED_CHECKS`.
+async fn passes_on_both_backends(guest: &str) {
     for (backend, sockets, _) in on_both_backends() {
-        let run = spawn_env(
-            wasock_guests::RAW_P3_TCP,
-            &[],
-            &[("GUEST_CHECK_LOG", "1")],
-            sockets,
-        )
-        .finish()
-        .await;
+        let run = spawn_env(guest, &[], &[("GUEST_CHECK_LOG", "1")], sockets)
+            .finish()
+            .await;
         let failed: Vec<&str> = run
             .stdout
             .lines()
@@ -25,28 +21,16 @@ async fn raw_p3_tcp_passes_on_both_backends() {
             .collect();
         assert!(failed.is_empty(), "{backend}: {}\n{run}", failed.join("\n"));
         let n = run.assert_passed_count();
-        println!("{backend}: raw-p3-tcp ran {n} checks");
+        println!("{backend}: {} ran {n} checks", run.name);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_p3_tcp_passes_on_both_backends() {
+    passes_on_both_backends(wasock_guests::RAW_P3_TCP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_p3_lookup_passes_on_both_backends() {
-    for (backend, sockets, _) in on_both_backends() {
-        let run = spawn_env(
-            wasock_guests::RAW_P3_LOOKUP,
-            &[],
-            &[("GUEST_CHECK_LOG", "1")],
-            sockets,
-        )
-        .finish()
-        .await;
-        let failed: Vec<&str> = run
-            .stdout
-            .lines()
-            .filter(|l| l.contains("=> FAILED"))
-            .collect();
-        assert!(failed.is_empty(), "{backend}: {}\n{run}", failed.join("\n"));
-        let n = run.assert_passed_count();
-        println!("{backend}: raw-p3-lookup ran {n} checks");
-    }
+    passes_on_both_backends(wasock_guests::RAW_P3_LOOKUP).await;
 }

@@ -548,13 +548,7 @@ wasm = "raw-p3-tcp.wasm"
 env = { GUEST_CHECK_LOG = "1" }
 policy = "allow-all"
 "#;
-    let sim = Simulation::new(scenario(text)).unwrap();
-    let first = sim.run(7).unwrap();
-    assert_eq!(
-        first.exit_code, 0,
-        "{:?}\n{:#?}",
-        first.failure, first.output
-    );
+    let first = passes_and_replays(text, 7);
     let out = printed(&first, "p3");
     assert!(
         out.iter()
@@ -562,13 +556,26 @@ policy = "allow-all"
         "{out:?}"
     );
     assert!(!out.iter().any(|l| l.contains("FAILED")), "{out:?}");
-    let again = sim.run(7).unwrap();
+}
+
+/// Runs `text` with `seed` twice: the first run must exit 0, and the second replay it exactly
+/// (trace, output, virtual time). Returns the first.
+fn passes_and_replays(text: &str, seed: u64) -> SimReport {
+    let sim = Simulation::new(scenario(text)).unwrap();
+    let first = sim.run(seed).unwrap();
+    assert_eq!(
+        first.exit_code, 0,
+        "{:?}\n{:#?}",
+        first.failure, first.output
+    );
+    let again = sim.run(seed).unwrap();
     assert_eq!(
         first.trace, again.trace,
         "one seed, one trace, byte for byte"
     );
     assert_eq!(first.output, again.output);
     assert_eq!(first.virtual_time, again.virtual_time);
+    first
 }
 
 /// Two 0.3 components on two hosts, over a link with latency: the echo pair serves its bytes
@@ -597,23 +604,10 @@ policy = { allow-outbound = ["tcp://server:7000"], allow-resolve = ["server"] }
 between = ["client", "server"]
 latency = "5ms"
 "#;
-    let sim = Simulation::new(scenario(text)).unwrap();
-    let first = sim.run(11).unwrap();
-    assert_eq!(
-        first.exit_code, 0,
-        "{:?}\n{:#?}",
-        first.failure, first.output
-    );
+    let first = passes_and_replays(text, 11);
     let client = printed(&first, "client");
     assert!(
         client.iter().any(|l| l.ends_with(" checks passed")),
         "{client:?}"
     );
-    let again = sim.run(11).unwrap();
-    assert_eq!(
-        first.trace, again.trace,
-        "one seed, one trace, byte for byte"
-    );
-    assert_eq!(first.output, again.output);
-    assert_eq!(first.virtual_time, again.virtual_time);
 }

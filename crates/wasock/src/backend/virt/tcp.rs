@@ -331,6 +331,25 @@ impl VStream {
     /// Reads what is there into the buffer's spare capacity: `would-block` when nothing is,
     /// 0 at the end of stream, `connection-reset` after a reset.
     pub(crate) fn try_read_buf(&self, buf: &mut BytesMut) -> Result<usize, ErrorCode> {
+        let room = buf.capacity() - buf.len();
+        self.take(room, |a, b| {
+            buf.extend_from_slice(a);
+            buf.extend_from_slice(b);
+        })
+    }
+
+    /// Reads what is there into `buf` (0.3's receive: the guest's own memory): as
+    /// [`VStream::try_read_buf`], without a host buffer.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> Result<usize, ErrorCode> {
+        self.take(buf.len(), |a, b| {
+            buf[..a.len()].copy_from_slice(a);
+            buf[a.len()..a.len() + b.len()].copy_from_slice(b);
+        })
+    }
+
+    /// Takes up to `room` bytes off the incoming pipe, handing them to `copy` as the pipe's
+    /// two slices; the rules of [`VStream::try_read_buf`].
+    fn take(&self, room: usize, copy: impl FnOnce(&[u8], &[u8])) -> Result<usize, ErrorCode> {
         let Some(mut link) = self.link() else {
             return Err(ErrorCode::InvalidState);
         };
@@ -340,7 +359,6 @@ impl VStream {
         }
         let pipe = &mut link.pipes[1 - self.side];
         pipe.release(self.path.as_deref());
-        let room = buf.capacity() - buf.len();
         if pipe.buf.is_empty() {
             if pipe.fin && pipe.drained() {
                 if room > 0 {
@@ -353,39 +371,7 @@ impl VStream {
         let n = room.min(pipe.buf.len());
         let (a, b) = pipe.buf.as_slices();
         let from_a = n.min(a.len());
-        buf.extend_from_slice(&a[..from_a]);
-        buf.extend_from_slice(&b[..n - from_a]);
-        pipe.buf.drain(..n);
-        pipe.writers.wake_all();
-        Ok(n)
-    }
-
-    /// Reads what is there into `buf` (0.3's receive: the guest's own memory): as
-    /// [`VStream::try_read_buf`], without a host buffer.
-    pub(crate) fn try_read(&self, buf: &mut [u8]) -> Result<usize, ErrorCode> {
-        let Some(mut link) = self.link() else {
-            return Err(ErrorCode::InvalidState);
-        };
-        if link.reset {
-            self.set_flag(READ_DONE);
-            return Err(ErrorCode::ConnectionReset);
-        }
-        let pipe = &mut link.pipes[1 - self.side];
-        pipe.release(self.path.as_deref());
-        if pipe.buf.is_empty() {
-            if pipe.fin && pipe.drained() {
-                if !buf.is_empty() {
-                    self.set_flag(READ_DONE);
-                }
-                return Ok(0);
-            }
-            return Err(ErrorCode::WouldBlock);
-        }
-        let n = buf.len().min(pipe.buf.len());
-        let (a, b) = pipe.buf.as_slices();
-        let from_a = n.min(a.len());
-        buf[..from_a].copy_from_slice(&a[..from_a]);
-        buf[from_a..n].copy_from_slice(&b[..n - from_a]);
+        copy(&a[..from_a], &b[..n - from_a]);
         pipe.buf.drain(..n);
         pipe.writers.wake_all();
         Ok(n)
