@@ -1,14 +1,12 @@
 //! `wasi:sockets/network@0.2`: its error codes and address types, converted to and from the
 //! version-neutral ones the core speaks.
 
-use crate::addr::Family;
 use crate::bindings::network::{
     ErrorCode, Host, HostNetwork, IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress,
     Ipv6SocketAddress, Network,
 };
 use crate::ctx::WasockCtxView;
 use crate::error::{self, SocketError, from_io};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use wasmtime::component::Resource;
 
 impl Host for WasockCtxView<'_> {
@@ -72,80 +70,12 @@ impl From<error::ErrorCode> for ErrorCode {
     }
 }
 
-impl From<IpAddressFamily> for Family {
-    fn from(f: IpAddressFamily) -> Self {
-        match f {
-            IpAddressFamily::Ipv4 => Family::Ipv4,
-            IpAddressFamily::Ipv6 => Family::Ipv6,
-        }
-    }
-}
-
-impl From<Family> for IpAddressFamily {
-    fn from(f: Family) -> Self {
-        match f {
-            Family::Ipv4 => IpAddressFamily::Ipv4,
-            Family::Ipv6 => IpAddressFamily::Ipv6,
-        }
-    }
-}
-
-/// Converts a WIT socket address to a std one (lossless).
-pub(crate) fn to_std(addr: IpSocketAddress) -> SocketAddr {
-    match addr {
-        IpSocketAddress::Ipv4(a) => {
-            let (x, y, z, w) = a.address;
-            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(x, y, z, w), a.port))
-        }
-        IpSocketAddress::Ipv6(a) => {
-            let (s0, s1, s2, s3, s4, s5, s6, s7) = a.address;
-            SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::new(s0, s1, s2, s3, s4, s5, s6, s7),
-                a.port,
-                a.flow_info,
-                a.scope_id,
-            ))
-        }
-    }
-}
-
-/// Converts a std socket address to the WIT one (lossless).
-pub(crate) fn from_std(addr: SocketAddr) -> IpSocketAddress {
-    match addr {
-        SocketAddr::V4(a) => IpSocketAddress::Ipv4(Ipv4SocketAddress {
-            port: a.port(),
-            address: ip4_tuple(*a.ip()),
-        }),
-        SocketAddr::V6(a) => IpSocketAddress::Ipv6(Ipv6SocketAddress {
-            port: a.port(),
-            flow_info: a.flowinfo(),
-            scope_id: a.scope_id(),
-            address: ip6_tuple(*a.ip()),
-        }),
-    }
-}
-
-/// Converts a std IP address to the WIT one.
-pub(crate) fn ip_from_std(ip: IpAddr) -> IpAddress {
-    match ip {
-        IpAddr::V4(a) => IpAddress::Ipv4(ip4_tuple(a)),
-        IpAddr::V6(a) => IpAddress::Ipv6(ip6_tuple(a)),
-    }
-}
-
-fn ip4_tuple(a: Ipv4Addr) -> (u8, u8, u8, u8) {
-    let [x, y, z, w] = a.octets();
-    (x, y, z, w)
-}
-
-fn ip6_tuple(a: Ipv6Addr) -> (u16, u16, u16, u16, u16, u16, u16, u16) {
-    let [s0, s1, s2, s3, s4, s5, s6, s7] = a.segments();
-    (s0, s1, s2, s3, s4, s5, s6, s7)
-}
+super::address_conversions!();
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     #[test]
     fn round_trip_is_lossless() {

@@ -1,14 +1,12 @@
 //! `wasi:sockets/types@0.3`: its error mapping and address conversions (the resources' glue is
 //! in `p3_types_tcp.rs` and `p3_types_udp.rs`).
 
-use crate::addr::Family;
 use crate::bindings_p3::types::{
     ErrorCode, Host, IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress,
     Ipv6SocketAddress,
 };
 use crate::ctx::WasockCtxView;
 use crate::error::{self, SocketError};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 impl Host for WasockCtxView<'_> {
     fn convert_error_code(&mut self, err: SocketError) -> wasmtime::Result<ErrorCode> {
@@ -53,79 +51,13 @@ impl From<error::ErrorCode> for ErrorCode {
     }
 }
 
-impl From<IpAddressFamily> for Family {
-    fn from(f: IpAddressFamily) -> Self {
-        match f {
-            IpAddressFamily::Ipv4 => Family::Ipv4,
-            IpAddressFamily::Ipv6 => Family::Ipv6,
-        }
-    }
-}
-
-impl From<Family> for IpAddressFamily {
-    fn from(f: Family) -> Self {
-        match f {
-            Family::Ipv4 => IpAddressFamily::Ipv4,
-            Family::Ipv6 => IpAddressFamily::Ipv6,
-        }
-    }
-}
-
-/// A 0.3 socket address as the core's `SocketAddr`.
-pub(super) fn to_std(addr: IpSocketAddress) -> SocketAddr {
-    match addr {
-        IpSocketAddress::Ipv4(a) => {
-            let (x, y, z, w) = a.address;
-            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(x, y, z, w), a.port))
-        }
-        IpSocketAddress::Ipv6(a) => {
-            let (p0, p1, p2, p3, p4, p5, p6, p7) = a.address;
-            let ip = Ipv6Addr::new(p0, p1, p2, p3, p4, p5, p6, p7);
-            SocketAddr::V6(SocketAddrV6::new(ip, a.port, a.flow_info, a.scope_id))
-        }
-    }
-}
-
-/// The core's `SocketAddr` as a 0.3 socket address.
-pub(super) fn from_std(addr: SocketAddr) -> IpSocketAddress {
-    match addr {
-        SocketAddr::V4(a) => {
-            let [x, y, z, w] = a.ip().octets();
-            IpSocketAddress::Ipv4(Ipv4SocketAddress {
-                port: a.port(),
-                address: (x, y, z, w),
-            })
-        }
-        SocketAddr::V6(a) => {
-            let [p0, p1, p2, p3, p4, p5, p6, p7] = a.ip().segments();
-            IpSocketAddress::Ipv6(Ipv6SocketAddress {
-                port: a.port(),
-                flow_info: a.flowinfo(),
-                address: (p0, p1, p2, p3, p4, p5, p6, p7),
-                scope_id: a.scope_id(),
-            })
-        }
-    }
-}
-
-/// An IP address as 0.3's `ip-address`.
-pub(super) fn ip_from_std(ip: IpAddr) -> IpAddress {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [x, y, z, w] = v4.octets();
-            IpAddress::Ipv4((x, y, z, w))
-        }
-        IpAddr::V6(v6) => {
-            let [p0, p1, p2, p3, p4, p5, p6, p7] = v6.segments();
-            IpAddress::Ipv6((p0, p1, p2, p3, p4, p5, p6, p7))
-        }
-    }
-}
+super::address_conversions!();
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use error::ErrorCode as N;
+    use std::net::SocketAddr;
 
     #[test]
     fn addresses_round_trip() {
