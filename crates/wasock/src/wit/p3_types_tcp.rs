@@ -41,19 +41,23 @@ impl<T: Send + 'static> HostTcpSocketWithStore<T> for WasockSockets {
         remote_address: IpSocketAddress,
     ) -> SocketResult<()> {
         let remote = to_std(remote_address);
-        let mut ready = store.with(|mut access| -> SocketResult<_> {
-            let sock = access.get().table.get_mut(&this)?;
-            sock.connect_start(remote)?;
-            Ok(sock.readiness())
-        })?;
+        store.with(|mut access| access.get().table.get_mut(&this)?.connect_start(remote))?;
+        // On loopback the connect has usually resolved already: the readiness to wait on is
+        // made only when it has not.
+        let mut ready = None;
         loop {
-            let done = store.with(|mut access| -> SocketResult<_> {
-                access.get().table.get_mut(&this)?.connect_poll()
+            let wait = store.with(|mut access| -> SocketResult<_> {
+                let sock = access.get().table.get_mut(&this)?;
+                Ok(match sock.connect_poll()? {
+                    Some(()) => None,
+                    None => Some(ready.take().unwrap_or_else(|| sock.readiness())),
+                })
             })?;
-            if done.is_some() {
+            let Some(mut wait) = wait else {
                 return Ok(());
-            }
-            ready.ready().await;
+            };
+            wait.ready().await;
+            ready = Some(wait);
         }
     }
 
