@@ -25,6 +25,8 @@ const GUESTS: &[(&str, &str)] = &[
     ("RAW_HTTP_SERVER", "raw-http-server"),
     ("RAW_POLL", "raw-poll"),
     ("RAW_P3_TCP", "raw-p3-tcp"),
+    ("RAW_P3_UDP", "raw-p3-udp"),
+    ("RAW_P3_LOOKUP", "raw-p3-lookup"),
     ("UDP_V021", "udp-v021"),
     ("TCP_V020", "tcp-v020"),
     ("STD_CLI", "std-cli"),
@@ -47,11 +49,18 @@ const TARGET: &str = "wasm32-wasip2";
 /// `wasi:cli/run@0.3.0` only (a bin would export Rust's `main` as `wasi:cli/run@0.2.0` too).
 /// cargo names such a file after the library (`raw_p3_tcp.wasm`); it is copied to the guest's
 /// name (`raw-p3-tcp.wasm`), since the tests take a guest's name from its file stem.
-const CDYLIB_GUESTS: &[&str] = &["raw-p3-tcp"];
+const CDYLIB_GUESTS: &[&str] = &["raw-p3-tcp", "raw-p3-udp", "raw-p3-lookup"];
 
 /// The packages holding the test guests; the benchmark guests (`bench*`) are built by the
 /// harness, not by every test build.
-const PACKAGES: &[&str] = &["raw-guests", "raw-p3-tcp", "versioned-guests", "std-guests"];
+const PACKAGES: &[&str] = &[
+    "raw-guests",
+    "raw-p3-tcp",
+    "raw-p3-udp",
+    "raw-p3-lookup",
+    "versioned-guests",
+    "std-guests",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
@@ -72,6 +81,8 @@ fn main() {
         "raw",
         "raw-p3",
         "raw-p3-tcp",
+        "raw-p3-udp",
+        "raw-p3-lookup",
         "versioned",
         "std-guests",
     ] {
