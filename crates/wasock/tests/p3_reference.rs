@@ -25,7 +25,8 @@ struct Deviation {
     note: &'static str,
 }
 
-const DEVIATIONS: &[Deviation] = &[Deviation {
+/// raw-p3-tcp's deviations.
+const TCP_DEVIATIONS: &[Deviation] = &[Deviation {
     checks: &[
         "refused: closed: get-local-address",
         "refused: closed: get-remote-address",
@@ -86,9 +87,9 @@ fn records(stdout: &str) -> (BTreeMap<String, Record>, usize) {
 }
 
 /// Every check of `DEVIATIONS` with its family prefix, and the deviation it belongs to.
-fn deviating_checks() -> BTreeMap<String, &'static Deviation> {
+fn deviating_checks(deviations: &'static [Deviation]) -> BTreeMap<String, &'static Deviation> {
     let mut out = BTreeMap::new();
-    for d in DEVIATIONS {
+    for d in deviations {
         for family in ["v4", "v6"] {
             for check in d.checks {
                 out.insert(format!("{family}: {check}"), d);
@@ -100,9 +101,28 @@ fn deviating_checks() -> BTreeMap<String, &'static Deviation> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_p3_tcp_on_reference() {
-    let run = run_reference_p3(wasock_guests::RAW_P3_TCP, &[], &[("GUEST_CHECK_LOG", "1")]).await;
+    on_reference(wasock_guests::RAW_P3_TCP, TCP_DEVIATIONS).await;
+}
+
+/// raw-p3-udp's deviations: not established yet. The first one found: after `disconnect` the
+/// reference's socket (bound to port 0) has lost its port (`get-local-address` reads port 0,
+/// Linux's `connect(AF_UNSPEC)`), so it no longer receives at its address, against
+/// `disconnect`: "After calling this method, `send` & `receive` are free to communicate with
+/// any remote address again"; the guest cannot go on after that (a bounded receive fails).
+const UDP_DEVIATIONS: &[Deviation] = &[];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the reference's UDP deviations are not listed yet (see UDP_DEVIATIONS)"]
+async fn raw_p3_udp_on_reference() {
+    on_reference(wasock_guests::RAW_P3_UDP, UDP_DEVIATIONS).await;
+}
+
+/// Runs the guest at `path` on the reference: every check passes but `deviations`, which fail
+/// with the answer they list.
+async fn on_reference(path: &str, deviations_list: &'static [Deviation]) {
+    let run = run_reference_p3(path, &[], &[("GUEST_CHECK_LOG", "1")]).await;
     let (records, total) = records(&run.stdout);
-    let deviations = deviating_checks();
+    let deviations = deviating_checks(deviations_list);
 
     let mut problems = Vec::new();
     for (name, record) in &records {
@@ -134,7 +154,8 @@ async fn raw_p3_tcp_on_reference() {
     let want = expected_checks(&run.name);
     assert_eq!(
         total, want as usize,
-        "raw-p3-tcp ran {total} checks, EXPECTED_CHECKS (tests/common/mod.rs) says {want}\n{run}"
+        "{} ran {total} checks, EXPECTED_CHECKS (tests/common/mod.rs) says {want}\n{run}",
+        run.name
     );
     let summary = if failed == 0 {
         format!("{}: {total} checks passed", run.name)
@@ -155,11 +176,12 @@ async fn raw_p3_tcp_on_reference() {
         "the guest did not exit with {want_exit}\n{run}"
     );
     println!(
-        "raw-p3-tcp on the reference: {} of {total} checks pass; {failed} are its listed \
+        "{} on the reference: {} of {total} checks pass; {failed} are its listed \
          deviations from the WIT:",
+        run.name,
         total - failed
     );
-    for d in DEVIATIONS {
+    for d in deviations_list {
         println!(
             "- {} (v4 and v6): reference {}\n  WIT: {}\n  ({}) {}",
             d.checks.join(", "),
