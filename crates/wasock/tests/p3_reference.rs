@@ -104,15 +104,27 @@ async fn raw_p3_tcp_on_reference() {
     on_reference(wasock_guests::RAW_P3_TCP, TCP_DEVIATIONS).await;
 }
 
-/// raw-p3-udp's deviations: not established yet. The first one found: after `disconnect` the
-/// reference's socket (bound to port 0) has lost its port (`get-local-address` reads port 0,
-/// Linux's `connect(AF_UNSPEC)`), so it no longer receives at its address, against
-/// `disconnect`: "After calling this method, `send` & `receive` are free to communicate with
-/// any remote address again"; the guest cannot go on after that (a bounded receive fails).
-const UDP_DEVIATIONS: &[Deviation] = &[];
+/// raw-p3-udp's deviations.
+const UDP_DEVIATIONS: &[Deviation] = &[Deviation {
+    checks: &[
+        "disconnect: get-local-address unchanged",
+        "disconnect: c receives it",
+        "disconnect: a receives from c",
+        "disconnect: a receives from b",
+    ],
+    reference: "false",
+    wit: "Dissociate this socket from its peer address. After calling this method, `send` & \
+          `receive` are free to communicate with any remote address again.",
+    source: "sockets.wit, udp-socket.disconnect",
+    note: "The reference's `disconnect` is Linux's `connect(AF_UNSPEC)`, which releases a port \
+           the socket was given for port 0: the socket, bound to the loopback address and port \
+           0 before it connected, reads port 0 from `get-local-address` afterwards, its next \
+           send goes from a fresh port (so the peer sees another sender), and datagrams sent to \
+           its address no longer reach it. wasock binds the port straight back \
+           (backend/os/datagram.rs, `disconnect`).",
+}];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the reference's UDP deviations are not listed yet (see UDP_DEVIATIONS)"]
 async fn raw_p3_udp_on_reference() {
     on_reference(wasock_guests::RAW_P3_UDP, UDP_DEVIATIONS).await;
 }
