@@ -25,6 +25,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("RAW_HTTP_SERVER", "raw-http-server"),
     ("RAW_POLL", "raw-poll"),
     ("RAW_P3_TCP", "raw-p3-tcp"),
+    ("RAW_P3_UDP", "raw-p3-udp"),
     ("RAW_P3_LOOKUP", "raw-p3-lookup"),
     ("RAW_P3_ABUSE", "raw-p3-abuse"),
     ("P3_ECHO_SERVER", "p3-echo-server"),
@@ -53,6 +54,7 @@ const TARGET: &str = "wasm32-wasip2";
 /// name (`raw-p3-tcp.wasm`), since the tests take a guest's name from its file stem.
 const CDYLIB_GUESTS: &[&str] = &[
     "raw-p3-tcp",
+    "raw-p3-udp",
     "raw-p3-lookup",
     "raw-p3-abuse",
     "p3-echo-server",
@@ -64,6 +66,7 @@ const CDYLIB_GUESTS: &[&str] = &[
 const PACKAGES: &[&str] = &[
     "raw-guests",
     "raw-p3-tcp",
+    "raw-p3-udp",
     "raw-p3-lookup",
     "raw-p3-abuse",
     "p3-echo-server",
@@ -91,6 +94,7 @@ fn main() {
         "raw",
         "raw-p3",
         "raw-p3-tcp",
+        "raw-p3-udp",
         "raw-p3-lookup",
         "raw-p3-abuse",
         "p3-echo-server",

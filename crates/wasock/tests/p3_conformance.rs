@@ -1,4 +1,4 @@
-//! The WASI 0.3 conformance guests (`raw-p3-tcp`, `raw-p3-lookup`) under wasock, on the OS
+//! The WASI 0.3 conformance guests (`raw-p3-tcp`, `raw-p3-udp`, `raw-p3-lookup`) under wasock, on the OS
 //! and on the virtual network: every check passes, exactly as many as `EXPECTED_CHECKS` says.
 //! The guests assert what `wasi:sockets@0.3.0` says (tests/p3_reference.rs runs them on the
 //! reference host, with its deviations listed).
@@ -33,4 +33,9 @@ async fn raw_p3_tcp_passes_on_both_backends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_p3_lookup_passes_on_both_backends() {
     passes_on_both_backends(wasock_guests::RAW_P3_LOOKUP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_p3_udp_passes_on_both_backends() {
+    passes_on_both_backends(wasock_guests::RAW_P3_UDP).await;
 }

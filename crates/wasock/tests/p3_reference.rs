@@ -155,6 +155,32 @@ async fn raw_p3_tcp_on_reference() {
     on_reference(wasock_guests::RAW_P3_TCP, TCP_DEVIATIONS).await;
 }
 
+/// raw-p3-udp's deviations.
+const UDP_DEVIATIONS: &[Deviation] = &[Deviation {
+    checks: &[
+        "disconnect: get-local-address unchanged",
+        "disconnect: c receives it",
+        "disconnect: a receives from c",
+        "disconnect: a receives from b",
+    ],
+    per_family: true,
+    reference: "false",
+    wit: "Dissociate this socket from its peer address. After calling this method, `send` & \
+          `receive` are free to communicate with any remote address again.",
+    source: "sockets.wit, udp-socket.disconnect",
+    note: "The reference's `disconnect` is Linux's `connect(AF_UNSPEC)`, which releases a port \
+           the socket was given for port 0: the socket, bound to the loopback address and port \
+           0 before it connected, reads port 0 from `get-local-address` afterwards, its next \
+           send goes from a fresh port (so the peer sees another sender), and datagrams sent to \
+           its address no longer reach it. wasock binds the port straight back \
+           (backend/os/datagram.rs, `disconnect`).",
+}];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_p3_udp_on_reference() {
+    on_reference(wasock_guests::RAW_P3_UDP, UDP_DEVIATIONS).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_p3_lookup_on_reference() {
     on_reference(wasock_guests::RAW_P3_LOOKUP, LOOKUP_DEVIATIONS).await;
@@ -245,6 +271,7 @@ async fn on_reference(path: &str, deviations: &'static [Deviation]) {
 fn raw_p3_guests_are_0_3_commands() {
     for (path, want) in [
         (wasock_guests::RAW_P3_TCP, "wasi:sockets/types@0.3.0"),
+        (wasock_guests::RAW_P3_UDP, "wasi:sockets/types@0.3.0"),
         (
             wasock_guests::RAW_P3_LOOKUP,
             "wasi:sockets/ip-name-lookup@0.3.0",

@@ -1,5 +1,5 @@
 //! Raw `wasi:sockets@0.3.0` bindings and small helpers for the raw-binding 0.3 guests
-//! (`raw-p3-tcp`, `guests/raw-p3-tcp`).
+//! (`raw-p3-tcp`, `raw-p3-udp` and `raw-p3-lookup`, in `guests/raw-p3-*`).
 //!
 //! **Toolchain.** The bindings are `wit-bindgen` 0.61's (the guests workspace's pin) with its
 //! `async` feature, built for `wasm32-wasip2`: Rust 1.95's `wasm-component-ld` links the
@@ -55,7 +55,7 @@ use guest_support::fail;
 pub use wasi::sockets::ip_name_lookup::{ErrorCode as LookupErrorCode, resolve_addresses};
 pub use wasi::sockets::types::{
     ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
-    TcpSocket,
+    TcpSocket, UdpSocket,
 };
 pub use wit_bindgen::{FutureReader, StreamReader, StreamResult, StreamWriter};
 
@@ -324,4 +324,61 @@ pub async fn send_all(check: &str, s: &TcpSocket, data: &[u8]) -> Result<(), Err
     }
     drop(tx);
     within(check, result).await
+}
+
+// ---------------------------------------------------------------------------------
+// UDP
+// ---------------------------------------------------------------------------------
+
+/// `udp-socket.create(family)`, which must succeed.
+pub fn new_udp(check: &str, family: IpAddressFamily) -> UdpSocket {
+    match UdpSocket::create(family) {
+        Ok(s) => s,
+        Err(e) => fail(check, format!("create({family:?}) failed: {e:?}")),
+    }
+}
+
+/// `get-local-address` of a UDP socket, which must succeed.
+pub fn udp_local_addr(check: &str, s: &UdpSocket) -> IpSocketAddress {
+    match s.get_local_address() {
+        Ok(a) => a,
+        Err(e) => fail(check, format!("get-local-address failed: {e:?}")),
+    }
+}
+
+/// A UDP socket of `family` bound to loopback on an ephemeral port, with its address.
+pub fn udp_bound(check: &str, family: IpAddressFamily) -> (UdpSocket, IpSocketAddress) {
+    let s = new_udp(check, family);
+    if let Err(e) = s.bind(lo(family, 0)) {
+        fail(check, format!("bind to loopback failed: {e:?}"));
+    }
+    let addr = udp_local_addr(check, &s);
+    (s, addr)
+}
+
+/// `send` of one datagram, within [`WAIT_MS`]: the call's result.
+pub async fn udp_send(
+    check: &str,
+    s: &UdpSocket,
+    data: &[u8],
+    to: Option<IpSocketAddress>,
+) -> Result<(), ErrorCode> {
+    within(check, s.send(data.to_vec(), to)).await
+}
+
+/// The next datagram `s` receives, within [`WAIT_MS`]: the call's result.
+pub async fn udp_receive(
+    check: &str,
+    s: &UdpSocket,
+) -> Result<(Vec<u8>, IpSocketAddress), ErrorCode> {
+    within(check, s.receive()).await
+}
+
+/// Whether `s` receives a datagram within `ms` milliseconds; the pending receive is cancelled
+/// if not. `None` when nothing came, else the call's result.
+pub async fn udp_receive_within(
+    ms: u64,
+    s: &UdpSocket,
+) -> Option<Result<(Vec<u8>, IpSocketAddress), ErrorCode>> {
+    timeout(ms, s.receive()).await
 }

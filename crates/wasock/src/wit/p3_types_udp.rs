@@ -7,9 +7,24 @@ use crate::bindings_p3::types::{
 };
 use crate::ctx::{WasockCtxView, WasockSockets};
 use crate::error::SocketResult;
-use crate::udp::{Attempt, UdpSocket};
+use crate::udp::{Attempt, DatagramReadiness, UdpSocket};
+use std::future::Future as _;
+use std::task::Poll;
 use wasmtime::component::{Accessor, Resource};
 use wasmtime_wasi_io::poll::Pollable as _;
+
+/// Waits on `ready` after an attempt found nothing to do. Readiness that holds at once would
+/// make the call try again without end and never give the store a turn (a reactor state that
+/// never clears): then the other tasks go first, and the call tries again after them.
+async fn settle(mut ready: DatagramReadiness) {
+    let mut wait = std::pin::pin!(ready.ready());
+    let at_once = std::future::poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx).is_ready())).await;
+    if at_once {
+        tokio::task::yield_now().await;
+    } else {
+        wait.await;
+    }
+}
 
 impl<T: Send + 'static> HostUdpSocketWithStore<T> for WasockSockets {
     /// `send`: one datagram; waits while the socket's buffer is full or the cap is spent.
@@ -27,7 +42,7 @@ impl<T: Send + 'static> HostUdpSocketWithStore<T> for WasockSockets {
             })?;
             match attempt {
                 Attempt::Done(()) => return Ok(()),
-                Attempt::Wait(mut ready) => ready.ready().await,
+                Attempt::Wait(ready) => settle(ready).await,
             }
         }
     }
@@ -43,7 +58,7 @@ impl<T: Send + 'static> HostUdpSocketWithStore<T> for WasockSockets {
             })?;
             match attempt {
                 Attempt::Done(d) => return Ok((d.data, from_std(d.from))),
-                Attempt::Wait(mut ready) => ready.ready().await,
+                Attempt::Wait(ready) => settle(ready).await,
             }
         }
     }

@@ -346,6 +346,7 @@ pub const EXPECTED_CHECKS: &[(&str, u32)] = &[
     ("raw-poll", 68),
     // WASI 0.3; on the reference, the checks tests/p3_reference.rs lists as its deviations fail
     ("raw-p3-tcp", 434),
+    ("raw-p3-udp", 312),
     ("raw-p3-lookup", 15),
     // every scenario (no arguments)
     ("raw-p3-abuse", 108),

@@ -87,7 +87,7 @@ pub fn reference_linker() -> Arc<Linker<Reference>> {
 /// (A name the resolver rejects at once would not do: the reference reports a lookup that
 /// fails before it first looks from `resolve-addresses`, else from `resolve-next-address`,
 /// so the answer would depend on timing.)
-fn no_dns(name: String) -> String {
+pub fn no_dns(name: String) -> String {
     match url::Host::parse(&name) {
         Ok(url::Host::Domain(domain)) if domain != "localhost" => "localhost".to_string(),
         _ => name,

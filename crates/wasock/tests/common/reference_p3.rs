@@ -1,15 +1,21 @@
 //! The WASI 0.3 reference host: a `wasi:cli/command@0.3.0` guest on stock `wasmtime-wasi` 48,
 //! with WASI 0.2 (`p2::add_to_linker_async`, for the `wasi:cli` and `wasi:io` 0.2 imports of
 //! the guest's Rust std) and WASI 0.3 (`p3::add_to_linker`) in one linker; network and name
-//! lookups fully allowed. Nothing of stock behaviour is changed.
+//! lookups fully allowed. One change to stock behaviour keeps the test on the machine, as for
+//! the 0.2 reference: `resolve-addresses` passes every name through
+//! [`super::reference::no_dns`] first (a name it would look up in DNS is looked up as
+//! `localhost`).
 
 use std::sync::{Arc, OnceLock};
 
 use wasmtime::Store;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::p3::bindings::Command;
+use wasmtime_wasi::p3::bindings::sockets::ip_name_lookup::HostWithStore as LookupHost;
+use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
+use super::reference::no_dns;
 use super::{GuestIo, Outcome, Run, Running, engine};
 
 /// Store data of a 0.3 reference run.
@@ -45,6 +51,23 @@ pub fn reference_p3_linker() -> Arc<Linker<ReferenceP3>> {
             let mut linker: Linker<ReferenceP3> = Linker::new(engine());
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("p2::add_to_linker_async");
             wasmtime_wasi::p3::add_to_linker(&mut linker).expect("p3::add_to_linker");
+            linker.allow_shadowing(true);
+            linker
+                .instance("wasi:sockets/ip-name-lookup@0.3.0")
+                .expect("the 0.3 lookup interface")
+                .func_wrap_concurrent("resolve-addresses", |accessor, (name,): (String,)| {
+                    Box::pin(async move {
+                        let sockets = accessor
+                            .with_getter::<WasiSockets>(<ReferenceP3 as WasiSocketsView>::sockets);
+                        let answer = <WasiSockets as LookupHost<ReferenceP3>>::resolve_addresses(
+                            &sockets,
+                            no_dns(name),
+                        )
+                        .await?;
+                        Ok((answer,))
+                    })
+                })
+                .expect("shadowing resolve-addresses");
             Arc::new(linker)
         })
         .clone()

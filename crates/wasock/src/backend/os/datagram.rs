@@ -13,6 +13,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::task::Poll;
 use tokio::io::Interest;
+use tokio::io::Ready;
 
 /// One receive slot: room for the largest UDP payload, so nothing is ever truncated.
 const SLOT: usize = 1 << 16;
@@ -263,9 +264,17 @@ impl Datagram {
     }
 
     /// Waits until a receive would return a datagram or an error (a connected socket's
-    /// ICMP error is reported by the next receive).
+    /// ICMP error is reported by the next receive). A datagram socket is never closed for
+    /// reading, but some kernels (gVisor's, after a `disconnect`) report a hang-up, which the
+    /// reactor keeps as a final state: every wait would end at once, and a 0.3 `receive` would
+    /// spin without a turn for the store. Such readiness is polled at an interval instead.
     pub(crate) async fn readable(&self) {
-        let _ = self.sock.ready(RECV_INTEREST).await;
+        if let Ok(ready) = self.sock.ready(RECV_INTEREST).await {
+            let news = ready - Ready::READ_CLOSED - Ready::WRITE_CLOSED;
+            if news.is_empty() {
+                tokio::time::sleep(super::UNREGISTERED_POLL).await;
+            }
+        }
     }
 
     pub(crate) async fn writable(&self) {
