@@ -43,6 +43,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("STD_SLEEPER", "std-sleeper"),
     ("STD_SPIN", "std-spin"),
     ("STD_UDP_PING", "std-udp-ping"),
+    ("TOKIO_ECHO", "tokio-echo"),
     ("STD_LOOPBACK_BENCH", "std-loopback-bench"),
 ];
 
@@ -73,6 +74,7 @@ const PACKAGES: &[&str] = &[
     "p3-echo-client",
     "versioned-guests",
     "std-guests",
+    "tokio-guests",
 ];
 
 fn main() {
@@ -101,6 +103,9 @@ fn main() {
         "p3-echo-client",
         "versioned",
         "std-guests",
+        "tokio-guests",
+        "wasi-libc-fix",
+        ".cargo",
     ] {
         println!("cargo:rerun-if-changed={}", guests.join(entry).display());
     }

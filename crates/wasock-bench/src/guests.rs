@@ -132,6 +132,33 @@ pub(crate) fn build_http(repo: &Path) -> Result<Guests> {
     Ok(guests)
 }
 
+/// The `--cfg` tokio asks for before it offers `tokio::net` on WASI, for the guest's every crate.
+const TOKIO_WASI: &str = r#"target.wasm32-wasip2.rustflags=["--cfg", "tokio_unstable"]"#;
+
+/// Builds (incrementally) `guests/bench-http` with its `tokio` feature for `wasm32-wasip2`, in a
+/// target directory of its own (its flags differ from the other guests'), and returns the
+/// component.
+pub(crate) fn build_http_tokio(repo: &Path) -> Result<PathBuf> {
+    let target_dir = repo.join("target").join("bench-guests-tokio");
+    let manifest = repo.join("guests").join("Cargo.toml");
+    let extra = [HTTP_OPT, &["--features", "tokio", "--config", TOKIO_WASI]].concat();
+    cargo_build(
+        &manifest,
+        &target_dir,
+        Some(WASM_TARGET),
+        ("bench-http", HTTP_BIN),
+        &extra,
+    )?;
+    let wasm = target_dir
+        .join(WASM_TARGET)
+        .join("release")
+        .join(format!("{HTTP_BIN}.wasm"));
+    if !wasm.is_file() {
+        bail!("the guest build did not produce {}", wasm.display());
+    }
+    Ok(wasm)
+}
+
 /// Builds (incrementally) `raw-http-server` (`guests/raw`) for `wasm32-wasip2`, as
 /// `crates/wasock-guests` does but at opt-level 3, and returns the component.
 pub(crate) fn build_raw_http(repo: &Path) -> Result<PathBuf> {

@@ -1,7 +1,9 @@
 //! HTTP servers under `wrk`: `GET /` and a 1 KiB `POST /echo`.
 //!
-//! - `http`: `guests/bench-http` (an axum router on hyper's HTTP/1 server) on wstd's executor,
-//!   on wasock, on `wasmtime-wasi` and natively (tokio), at 10, 100 and 1 000 connections;
+//! - `http-tokio`: `guests/bench-http` (an axum router on hyper's HTTP/1 server) built with its
+//!   `tokio` feature: the native server's code, unmodified, on tokio in the guest; on wasock, on
+//!   `wasmtime-wasi` and natively (tokio), at 10, 100 and 1 000 connections;
+//! - `http`: the same guest on wstd's executor;
 //! - `http-batch`: the same guest on its small batch-polling executor instead of wstd's;
 //! - `load`: `raw-http-server` (guests/raw: one `wasi:io/poll` loop on the raw bindings) on
 //!   wasock and on `wasmtime-wasi` at 1 000 connections (it has no native build).
@@ -72,6 +74,8 @@ impl Method {
 /// Which server a workload runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Server {
+    /// `guests/bench-http` on tokio, as natively (`http-tokio`).
+    Tokio,
     /// `guests/bench-http` on wstd's executor (`http`).
     Wstd,
     /// `guests/bench-http` on its batch-polling executor (`http-batch`).
@@ -85,6 +89,7 @@ impl Server {
     fn args(self, addr: SocketAddr, max: Duration) -> Vec<String> {
         let secs = max.as_secs().to_string();
         match self {
+            Server::Tokio => vec!["serve".into(), addr.to_string(), secs, "tokio".into()],
             Server::Wstd => vec!["serve".into(), addr.to_string(), secs, "wstd".into()],
             Server::Batch => vec!["serve".into(), addr.to_string(), secs, "batch".into()],
             Server::Raw => vec![addr.to_string(), "--secs".into(), secs],
@@ -93,7 +98,7 @@ impl Server {
 
     fn hello(self) -> &'static str {
         match self {
-            Server::Wstd | Server::Batch => HELLO,
+            Server::Tokio | Server::Wstd | Server::Batch => HELLO,
             Server::Raw => RAW_HELLO,
         }
     }
@@ -101,7 +106,7 @@ impl Server {
     /// Requests answered and the other counts of the server's summary line.
     fn summary(self, out: &RunOutput) -> Result<Report> {
         match self {
-            Server::Wstd | Server::Batch => out.report(),
+            Server::Tokio | Server::Wstd | Server::Batch => out.report(),
             Server::Raw => raw_summary(&out.stdout),
         }
     }
@@ -161,6 +166,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, server: Server) -> Result<Table> {
     let guests = crate::guests::build_http(&repo)?;
     let wasm = match server {
         Server::Raw => crate::guests::build_raw_http(&repo)?,
+        Server::Tokio => crate::guests::build_http_tokio(&repo)?,
         Server::Wstd | Server::Batch => guests.wasm.clone(),
     };
     let script_dir = guests
@@ -179,7 +185,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, server: Server) -> Result<Table> {
     };
     let connections: &[u32] = match server {
         Server::Raw => &[LOAD_CONNECTIONS],
-        Server::Wstd | Server::Batch => &CONNECTIONS,
+        Server::Tokio | Server::Wstd | Server::Batch => &CONNECTIONS,
     };
 
     let mut rows = Vec::new();
@@ -197,7 +203,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, server: Server) -> Result<Table> {
                 Server::Raw => {
                     alternate_modes(ctx, &label, 1, &[Mode::Wasock, Mode::WasmtimeWasi], one)?
                 }
-                Server::Wstd | Server::Batch => alternate(ctx, &label, 1, one)?,
+                Server::Tokio | Server::Wstd | Server::Batch => alternate(ctx, &label, 1, one)?,
             };
             notes.extend(failure_notes(&series));
             notes.extend(error_notes(&label, &series, ctx.params.reps));
@@ -218,6 +224,9 @@ pub(crate) fn run(ctx: &Ctx<'_>, server: Server) -> Result<Table> {
     }
     let size = std::fs::metadata(&wasm).map_or(0, |m| m.len()) / 1024;
     let title = match server {
+        Server::Tokio => {
+            "HTTP load: axum on hyper on unmodified tokio under wrk, 10 / 100 / 1 000 connections"
+        }
         Server::Wstd => {
             "HTTP load: axum on hyper (wstd's executor) under wrk, 10 / 100 / 1 000 connections"
         }
@@ -237,6 +246,19 @@ pub(crate) fn run(ctx: &Ctx<'_>, server: Server) -> Result<Table> {
 
 fn description(server: Server, duration: Duration, wasm_kib: u64) -> Vec<String> {
     let guest = match server {
+        Server::Tokio => format!(
+            "`guests/bench-http` with its `tokio` feature ({wasm_kib} KiB as a component): an \
+             axum 0.8 `Router` served by hyper 1's HTTP/1 connection driver, keep-alive, one \
+             task per connection (`tokio::spawn`) on tokio's current-thread runtime, sockets \
+             from `tokio::net` (mio over wasi-libc's sockets and `poll`). `GET /` answers 13 \
+             bytes, `POST /echo` echoes its body. The guest and the native server are the same \
+             code, unmodified tokio 1 built with `--cfg tokio_unstable` (tokio's condition for \
+             WASI networking); the guest links one fix to this toolchain's wasi-libc \
+             (`fcntl(F_SETFL, O_NONBLOCK)` on a socket, which it refuses and its `ioctl(FIONBIO)` \
+             does; fixed in later wasi-libc), without which mio cannot accept. Natively Nagle is \
+             off (as wasock sets it; `wasmtime-wasi` leaves it on). Every crate built at \
+             opt-level 3."
+        ),
         Server::Wstd | Server::Batch => format!(
             "`guests/bench-http` ({wasm_kib} KiB as a component): an axum 0.8 `Router` served by \
              hyper 1's HTTP/1 connection driver, keep-alive, one task per connection on one \

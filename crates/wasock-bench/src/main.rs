@@ -28,8 +28,8 @@
 //! global allocator (`heap.rs`).
 //!
 //! The HTTP workloads (`http.rs`, with `wrk.rs` driving `wrk`) serve instead of measuring from
-//! inside: `http` and `http-batch` run `guests/bench-http` (axum on hyper; wstd's executor or a
-//! batch-polling one on wasm, tokio natively) and `load` runs `raw-http-server` (guests/raw,
+//! inside: `http-tokio`, `http` and `http-batch` run `guests/bench-http` (axum on hyper; tokio,
+//! wstd's executor or a batch-polling one on wasm, tokio natively) and `load` runs `raw-http-server` (guests/raw,
 //! wasm only), each under `wrk` on loopback; rates and latencies are wrk's.
 //!
 //! Peers (sinks, sources, echo servers) are native threads of the harness on loopback, or native
@@ -128,6 +128,7 @@ const WORKLOADS: &[Workload] = &[
     Workload::raw("lookup-raw", workloads::lookup_raw::run),
     Workload::new("scale", workloads::scale::run),
     Workload::new("startup", workloads::startup::run),
+    Workload::new("http-tokio", |ctx| http::run(ctx, http::Server::Tokio)),
     Workload::new("http", |ctx| http::run(ctx, http::Server::Wstd)),
     Workload::new("http-batch", |ctx| http::run(ctx, http::Server::Batch)),
     Workload::new("load", |ctx| http::run(ctx, http::Server::Raw)),

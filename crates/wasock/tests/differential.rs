@@ -50,6 +50,7 @@ const GUESTS: &[(&str, &[&str])] = &[
     (wasock_guests::STD_LOCALHOST, &[]),
     (wasock_guests::STD_IPV6, &[]),
     (wasock_guests::STD_UDP_ECHO, &[]),
+    (wasock_guests::TOKIO_ECHO, &[]),
 ];
 
 /// Which host a run was on.

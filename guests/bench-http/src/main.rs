@@ -1,7 +1,7 @@
 //! bench-http: the server of wasock-bench's HTTP load workload.
 //!
 //! ```text
-//! bench-http serve 127.0.0.1:PORT MAX_SECS [wstd|batch]
+//! bench-http serve 127.0.0.1:PORT MAX_SECS [wstd|batch|tokio]
 //! ```
 //!
 //! An axum `Router` served by hyper's HTTP/1 connection driver (`hyper::server::conn::http1`,
@@ -16,16 +16,20 @@
 //! `BENCH units=REQUESTS ns=ELAPSED conns=ACCEPTED conn_errors=N accept_errors=N` and exits.
 //!
 //! The same source builds for `wasm32-wasip2` and for the host; only the executor and the socket
-//! adapter differ, in one module per target chosen here: [`wasi`](src/wasi.rs) (raw
-//! `wasi:sockets` bindings; wstd's reactor, or with `batch` the executor of
-//! [`batch`](src/batch.rs)) and [`native`](src/native.rs) (a current-thread tokio runtime; the
-//! executor argument is accepted and ignored).
+//! adapter differ, in one module chosen here: [`wasi`](src/wasi.rs) (raw `wasi:sockets`
+//! bindings; wstd's reactor, or with `batch` the executor of [`batch`](src/batch.rs)) or
+//! [`tokio_rt`](src/tokio_rt.rs) (a current-thread tokio runtime and `tokio::net`, as a tokio
+//! application is written): the host's, and the guest's with the `tokio` feature. The executor
+//! argument names the build's executor (a build has one, or wstd's and `batch`).
 
-#[cfg(target_os = "wasi")]
+#[cfg(all(target_os = "wasi", not(feature = "tokio")))]
 mod batch;
-#[cfg_attr(target_os = "wasi", path = "wasi.rs")]
-#[cfg_attr(not(target_os = "wasi"), path = "native.rs")]
+#[cfg_attr(all(target_os = "wasi", not(feature = "tokio")), path = "wasi.rs")]
+#[cfg_attr(any(not(target_os = "wasi"), feature = "tokio"), path = "tokio_rt.rs")]
 mod platform;
+// The one fix to this toolchain's wasi-libc that tokio's accept needs (see the crate).
+#[cfg(all(target_os = "wasi", feature = "tokio"))]
+use wasi_libc_fix as _;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -68,7 +72,7 @@ fn main() {
         Ok(v) => v,
         Err(e) => {
             eprintln!(
-                "bench-http: {e}\nusage: bench-http serve 127.0.0.1:PORT MAX_SECS [wstd|batch]"
+                "bench-http: {e}\nusage: bench-http serve 127.0.0.1:PORT MAX_SECS [wstd|batch|tokio]"
             );
             std::process::exit(2);
         }

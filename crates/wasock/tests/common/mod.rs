@@ -361,6 +361,8 @@ pub const EXPECTED_CHECKS: &[(&str, u32)] = &[
     ("std-ipv6", 30),
     // with the three messages of tests/std_guests.rs and tests/differential.rs
     ("std-echo-client", 18),
+    // with any arguments
+    ("tokio-echo", 19),
 ];
 
 /// The machine-independent count of `guest` in [`EXPECTED_CHECKS`].

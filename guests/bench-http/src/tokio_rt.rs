@@ -1,5 +1,6 @@
-//! The host: a current-thread tokio runtime (one thread, like the guest) and tokio's sockets,
-//! adapted to hyper by `hyper_util::rt::TokioIo`.
+//! tokio: a current-thread runtime (one thread, like the guest) and `tokio::net`, adapted to
+//! hyper by `hyper_util::rt::TokioIo`. The host's build, and the guest's with the `tokio`
+//! feature: the same code on both, as a tokio application is written.
 
 use hyper_util::rt::TokioIo;
 use std::future::Future;
@@ -9,11 +10,15 @@ use std::time::Duration;
 
 pub(crate) type Io = TokioIo<tokio::net::TcpStream>;
 
-/// The host has one executor, tokio's; the guest's choice is accepted and ignored.
+/// This build's executor is tokio's. The host's build also takes the guest builds' names
+/// (`wstd`, `batch`), so that the harness gives the native server the guest's command line.
 pub(crate) fn set_executor(name: &str) -> Result<(), String> {
     match name {
-        "wstd" | "batch" => Ok(()),
-        other => Err(format!("unknown executor `{other}` (wstd, batch)")),
+        "tokio" => Ok(()),
+        "wstd" | "batch" if cfg!(not(target_os = "wasi")) => Ok(()),
+        other => Err(format!(
+            "unknown executor `{other}` (this build runs tokio)"
+        )),
     }
 }
 
@@ -50,9 +55,11 @@ impl Listener {
         Ok(Listener(tokio::net::TcpListener::bind(addr).await?))
     }
 
-    /// The next connection, with Nagle off as wasock sets it on every connected socket.
+    /// The next connection, with Nagle off as wasock sets it on every connected socket (WASI
+    /// has no such option: there the host decides).
     pub(crate) async fn accept(&self) -> io::Result<Io> {
         let (stream, _) = self.0.accept().await?;
+        #[cfg(not(target_os = "wasi"))]
         stream.set_nodelay(true)?;
         Ok(TokioIo::new(stream))
     }
