@@ -178,7 +178,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, server: Server) -> Result<Table> {
     eprintln!("wasock-bench: compiling {}…", wasm.display());
     let http = Http {
         server,
-        runner: Runner::new(&wasm, &guests.native, ctx.runner.flavor())?,
+        runner: Runner::as_the_cli(&wasm, &guests.native, ctx.runner.flavor())?,
         native: &guests.native,
         script: &script,
         duration: Duration::from_secs(if quick { 3 } else { 6 }),
@@ -305,6 +305,10 @@ fn description(server: Server, duration: Duration, wasm_kib: u64) -> Vec<String>
          instance's memory growth and host-side buffers added. wrk's `--timeout` counts only \
          requests older than the timeout while the run lasts: a server that stalls shows as a \
          low rate, not necessarily as timeouts."
+            .to_owned(),
+        "Engine: as `wasock run` picks it (`wasock::compile_component`), for both hosts: a WASI \
+         0.2 guest compiles on an engine without Wasmtime's concurrency support, whose host \
+         calls skip its per-call task bookkeeping."
             .to_owned(),
     ]
 }

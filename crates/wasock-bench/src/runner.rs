@@ -207,6 +207,15 @@ pub(crate) struct Runner {
     wasm: PathBuf,
 }
 
+/// Which engine a [`Runner`] compiles on.
+#[derive(Clone, Copy)]
+enum Concurrency {
+    /// Wasmtime's default: concurrency support, for guests of either WASI version.
+    On,
+    /// What the guest needs (`wasock::compile_component`).
+    AsNeeded,
+}
+
 /// `wasmtime::Error` is not `std::error::Error`; keep its whole chain in the message.
 pub(crate) fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
     anyhow!("{e:?}")
@@ -218,8 +227,25 @@ impl Runner {
         self.flavor
     }
 
-    /// Compiles `wasm` once (outside any timing) and links it both ways.
+    /// Compiles `wasm` once (outside any timing) and links it both ways, on an engine with
+    /// Wasmtime's concurrency support (which the 0.3 guests [`Runner::compile`] adds need).
     pub(crate) fn new(wasm: &Path, native: &Path, flavor: Flavor) -> Result<Runner> {
+        Runner::with_engine(wasm, native, flavor, Concurrency::On)
+    }
+
+    /// As [`Runner::new`], on the engine the guest needs, as `wasock run` picks it
+    /// (`wasock::compile_component`): a 0.2 guest on one without concurrency support, for both
+    /// hosts. [`Runner::compile`] then takes 0.2 guests only.
+    pub(crate) fn as_the_cli(wasm: &Path, native: &Path, flavor: Flavor) -> Result<Runner> {
+        Runner::with_engine(wasm, native, flavor, Concurrency::AsNeeded)
+    }
+
+    fn with_engine(
+        wasm: &Path,
+        native: &Path,
+        flavor: Flavor,
+        concurrency: Concurrency,
+    ) -> Result<Runner> {
         let multi = flavor.multi_thread(Mode::Wasock);
         let rt = runtime(multi)?;
         let wasi_multi = flavor.multi_thread(Mode::WasmtimeWasi);
@@ -229,17 +255,30 @@ impl Runner {
         // Epoch interruption for the time slices both hosts' guests run with.
         let mut config = wasock::engine_config();
         config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(wasm_err)?;
-        let component = Component::from_file(&engine, wasm)
-            .map_err(wasm_err)
-            .with_context(|| format!("compiling {}", wasm.display()))?;
+        let (engine, component) = match concurrency {
+            Concurrency::On => {
+                let engine = Engine::new(&config).map_err(wasm_err)?;
+                let component = Component::from_file(&engine, wasm)
+                    .map_err(wasm_err)
+                    .with_context(|| format!("compiling {}", wasm.display()))?;
+                (engine, component)
+            }
+            Concurrency::AsNeeded => {
+                let bytes =
+                    std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+                wasock::compile_component(&config, &bytes)
+                    .map_err(|e| anyhow!("compiling {}: {e}", wasm.display()))?
+            }
+        };
         let mut wasock_linker = Linker::new(&engine);
         wasock::add_wasi_to_linker(&mut wasock_linker).map_err(wasm_err)?;
         let mut wasi_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut wasi_linker).map_err(wasm_err)?;
         let mut wasi_p3_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut wasi_p3_linker).map_err(wasm_err)?;
-        wasmtime_wasi::p3::add_to_linker(&mut wasi_p3_linker).map_err(wasm_err)?;
+        if engine.get_concurrency_support() {
+            wasmtime_wasi::p3::add_to_linker(&mut wasi_p3_linker).map_err(wasm_err)?;
+        }
         Ok(Runner {
             flavor,
             rt,

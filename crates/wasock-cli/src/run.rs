@@ -7,8 +7,8 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::component::Linker;
+use wasmtime::{Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 use wasock::audit::{AuditSink, JsonLines, PolicyMode};
 use wasock::{RunError, StoreState, WasockCtx};
@@ -68,6 +68,16 @@ pub(crate) struct RunArgs {
     /// Compile without the on-disk compilation cache (default: cache in the user's cache dir)
     #[arg(long, help_heading = "Guest")]
     no_cache: bool,
+    /// Tell a profiler the guest's compiled functions: `perfmap` writes /tmp/perf-PID.map, which
+    /// `perf report` reads to name them
+    #[arg(long, value_name = "STRATEGY", help_heading = "Guest")]
+    profile: Option<Profile>,
+}
+
+/// `--profile`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Profile {
+    Perfmap,
 }
 
 /// `--network`.
@@ -102,19 +112,25 @@ pub(crate) async fn run(args: RunArgs) -> ExitCode {
     let mut config = wasock::engine_config();
     // Every guest runs in time slices (see `wasock::time_slices`).
     config.epoch_interruption(true);
+    if let Some(Profile::Perfmap) = args.profile {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if !args.no_cache {
         // A cache that cannot be set up only costs start-up time: run without it.
         if let Ok(cache) = wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
             config.cache(Some(cache));
         }
     }
-    let engine = match Engine::new(&config) {
-        Ok(e) => e,
-        Err(e) => return fail(&format!("cannot create the engine: {}", root(&e))),
-    };
-    let component = match Component::new(&engine, &bytes) {
-        Ok(c) => c,
-        Err(e) => return fail(&format!("{path:?} {}", format.invalid(&e))),
+    // A 0.2 command runs on an engine without concurrency support: cheaper host calls.
+    let (engine, component) = match wasock::compile_component(&config, &bytes) {
+        Ok(compiled) => compiled,
+        Err(wasock::CompileError::Engine(e)) => {
+            return fail(&format!("cannot create the engine: {}", root(&e)));
+        }
+        Err(wasock::CompileError::Component(e)) => {
+            return fail(&format!("{path:?} {}", format.invalid(&e)));
+        }
+        Err(e) => return fail(&e.to_string()),
     };
     let mut linker = Linker::<StoreState>::new(&engine);
     if let Err(e) = wasock::add_wasi_to_linker(&mut linker) {

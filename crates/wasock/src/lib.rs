@@ -265,7 +265,10 @@ pub use backend::{
     Fault, LinkFaults, ResolveError, ResolveFuture, Resolver, SystemResolver, VirtualHost,
     VirtualNetwork, VirtualNetworkError,
 };
-pub use command::{RunError, StoreState, TIME_SLICE, engine_config, run_command, time_slices};
+pub use command::{
+    CompileError, RunError, StoreState, TIME_SLICE, compile_component, engine_config, run_command,
+    time_slices,
+};
 pub use ctx::{WasockCtx, WasockCtxBuilder, WasockCtxView, WasockView};
 pub use link::{add_to_linker, add_wasi_to_linker};
 

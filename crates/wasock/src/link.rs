@@ -10,8 +10,9 @@ use crate::{bindings, bindings_p3};
 use wasmtime::component::Linker;
 use wasmtime_wasi::WasiView;
 
-/// Adds the `wasi:sockets` interfaces, implemented by wasock, to `linker`: 0.2's seven and
-/// 0.3's `types` and `ip-name-lookup`.
+/// Adds the `wasi:sockets` interfaces, implemented by wasock, to `linker`: 0.2's seven and,
+/// when the engine has concurrency support (Wasmtime's default), 0.3's `types` and
+/// `ip-name-lookup`.
 ///
 /// The store's data gives wasock its context through [`WasockView`]. The `wasi:io` resources
 /// wasock hands out (streams, pollables) need `wasi:io` from the same linker, e.g. through
@@ -28,12 +29,15 @@ pub fn add_to_linker<T: WasockView + Send + 'static>(
     bindings::tcp_create_socket::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
     bindings::udp::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
     bindings::udp_create_socket::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
-    bindings_p3::types::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
-    bindings_p3::ip_name_lookup::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
+    if linker.engine().get_concurrency_support() {
+        bindings_p3::types::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
+        bindings_p3::ip_name_lookup::add_to_linker::<T, WasockSockets>(linker, T::sockets)?;
+    }
     Ok(())
 }
 
-/// Adds all of WASI 0.2 and 0.3 to `linker`: `wasmtime-wasi`'s whole sets
+/// Adds all of WASI 0.2 and 0.3 (0.3 when the engine has concurrency support, Wasmtime's
+/// default; see [`compile_component`](crate::compile_component)) to `linker`: `wasmtime-wasi`'s whole sets
 /// (`wasmtime_wasi::p2::add_to_linker_async`, `wasmtime_wasi::p3::add_to_linker`), then
 /// wasock's `wasi:sockets` of both versions in place of its sockets, so every interface a
 /// Wasmtime release links is there and the sockets are wasock's.
@@ -46,7 +50,9 @@ pub fn add_wasi_to_linker<T: WasiView + WasockView + Send + 'static>(
     linker: &mut Linker<T>,
 ) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    wasmtime_wasi::p3::add_to_linker(linker)?;
+    if linker.engine().get_concurrency_support() {
+        wasmtime_wasi::p3::add_to_linker(linker)?;
+    }
     linker.allow_shadowing(true);
     let sockets = add_to_linker(linker).and_then(|()| add_io_to_linker(linker));
     linker.allow_shadowing(false);

@@ -99,3 +99,61 @@ async fn the_embedders_epoch_deadline_applies() {
         other => panic!("expected the embedder's epoch trap, got {other:?}"),
     }
 }
+
+/// A WASI 0.2 command compiles on an engine without Wasmtime's concurrency support, where
+/// `add_wasi_to_linker` links 0.2 only, and runs there.
+#[tokio::test(flavor = "current_thread")]
+async fn a_0_2_command_compiles_without_concurrency_and_runs() {
+    let bytes = std::fs::read(wasock_guests::STD_CLI).unwrap();
+    let (engine, component) = wasock::compile_component(&wasock::engine_config(), &bytes).unwrap();
+    assert!(!engine.get_concurrency_support());
+    let linker = linker(&engine);
+    let (mut store, stdout) = std_cli_store(&engine, &["plain"]);
+    let code = wasock::run_command(&mut store, &linker, &component).await;
+    assert_eq!(code.unwrap(), 0);
+    let out = String::from_utf8_lossy(&stdout.contents()).into_owned();
+    assert!(out.contains("args: plain"), "{out}");
+}
+
+/// A WASI 0.3 command (async imports, `wasi:cli/run@0.3.0`) compiles on an engine with
+/// concurrency support and runs its checks there, 0.3 linked by the same call.
+#[tokio::test(flavor = "current_thread")]
+async fn a_0_3_command_compiles_with_concurrency_and_runs() {
+    let bytes = std::fs::read(wasock_guests::RAW_P3_LOOKUP).unwrap();
+    let (engine, component) = wasock::compile_component(&wasock::engine_config(), &bytes).unwrap();
+    assert!(engine.get_concurrency_support());
+    let linker = linker(&engine);
+    let stdout = MemoryOutputPipe::new(1 << 16);
+    let mut wasi = WasiCtx::builder();
+    wasi.arg("raw-p3-lookup").stdout(stdout.clone());
+    let sockets = WasockCtx::builder()
+        .allow_all_network(true)
+        .allow_ip_name_lookup(true)
+        .build();
+    let mut store = Store::new(&engine, StoreState::new(wasi.build(), sockets));
+    let code = wasock::run_command(&mut store, &linker, &component).await;
+    let out = String::from_utf8_lossy(&stdout.contents()).into_owned();
+    assert_eq!(code.unwrap(), 0, "{out}");
+    assert!(
+        out.contains("raw-p3-lookup: ") && out.contains("checks passed"),
+        "{out}"
+    );
+}
+
+/// A configuration that asks for the async ABI itself keeps concurrency (without it the
+/// configuration is not valid); bytes that are no component say so, as a component error.
+#[test]
+fn compile_component_keeps_the_embedders_choice_and_names_bad_input() {
+    let bytes = std::fs::read(wasock_guests::STD_CLI).unwrap();
+    let mut config = wasock::engine_config();
+    config.wasm_component_model_async(true);
+    let (engine, _) = wasock::compile_component(&config, &bytes).unwrap();
+    assert!(engine.get_concurrency_support());
+
+    match wasock::compile_component(&wasock::engine_config(), b"\0asm not a component") {
+        Err(e @ wasock::CompileError::Component(_)) => {
+            assert!(e.to_string().starts_with("not a valid component: "), "{e}");
+        }
+        other => panic!("expected a component error, got {:?}", other.map(|_| ())),
+    }
+}
