@@ -18,7 +18,7 @@
 //! not in it); natively, the CPU of the children reaped over the server's life minus `wrk`'s.
 
 use crate::report::{Better, Row, Table};
-use crate::runner::{Mode, Report, RunOutput, Runner};
+use crate::runner::{Concurrency, Mode, Report, RunOutput, Runner};
 use crate::workloads::{
     Ctx, Sample, Series, alternate, alternate_modes, cpu_per_unit, failure_notes, row,
 };
@@ -178,7 +178,12 @@ pub(crate) fn run(ctx: &Ctx<'_>, server: Server) -> Result<Table> {
     eprintln!("wasock-bench: compiling {}…", wasm.display());
     let http = Http {
         server,
-        runner: Runner::as_the_cli(&wasm, &guests.native, ctx.runner.flavor())?,
+        runner: Runner::with_engine(
+            &wasm,
+            &guests.native,
+            ctx.runner.flavor(),
+            ctx.params.http_concurrency,
+        )?,
         native: &guests.native,
         script: &script,
         duration: Duration::from_secs(if quick { 3 } else { 6 }),
@@ -239,12 +244,21 @@ pub(crate) fn run(ctx: &Ctx<'_>, server: Server) -> Result<Table> {
     };
     Ok(Table {
         title: title.to_owned(),
-        notes: [description(server, http.duration, size), notes].concat(),
+        notes: [
+            description(server, http.duration, size, ctx.params.http_concurrency),
+            notes,
+        ]
+        .concat(),
         rows,
     })
 }
 
-fn description(server: Server, duration: Duration, wasm_kib: u64) -> Vec<String> {
+fn description(
+    server: Server,
+    duration: Duration,
+    wasm_kib: u64,
+    concurrency: Concurrency,
+) -> Vec<String> {
     let guest = match server {
         Server::Tokio => format!(
             "`guests/bench-http` with its `tokio` feature ({wasm_kib} KiB as a component): an \
@@ -306,10 +320,18 @@ fn description(server: Server, duration: Duration, wasm_kib: u64) -> Vec<String>
          requests older than the timeout while the run lasts: a server that stalls shows as a \
          low rate, not necessarily as timeouts."
             .to_owned(),
-        "Engine: as `wasock run` picks it (`wasock::compile_component`), for both hosts: a WASI \
-         0.2 guest compiles on an engine without Wasmtime's concurrency support, whose host \
-         calls skip its per-call task bookkeeping."
-            .to_owned(),
+        match concurrency {
+            Concurrency::AsNeeded => {
+                "Engine: as `wasock run` picks it (`wasock::compile_component`), for both hosts: \
+                 a WASI 0.2 guest compiles on an engine without Wasmtime's concurrency support, \
+                 whose host calls skip its per-call task bookkeeping."
+            }
+            Concurrency::On => {
+                "Engine: Wasmtime's default, with concurrency support (`--http-concurrency on`), \
+                 for both hosts: every host call pays Wasmtime's per-call task bookkeeping."
+            }
+        }
+        .to_owned(),
     ]
 }
 

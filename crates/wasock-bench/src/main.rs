@@ -167,6 +167,11 @@ struct Args {
     /// or `cli`, each host on its own CLI's (wasock current-thread, `wasmtime-wasi` multi).
     #[arg(long, value_enum, default_value_t = runner::Flavor::CurrentThread)]
     runtime: runner::Flavor,
+    /// The engine of the HTTP workloads' guests: `as-needed`, as `wasock run` picks it (a 0.2
+    /// guest without Wasmtime's concurrency support), or `on`, Wasmtime's default (to measure
+    /// what that support costs)
+    #[arg(long, value_enum, default_value_t = runner::Concurrency::AsNeeded)]
+    http_concurrency: runner::Concurrency,
     /// Workloads to run (default: all, in this order)
     #[arg(value_parser = PossibleValuesParser::new(WORKLOADS.iter().map(|w| w.name)))]
     workloads: Vec<String>,
@@ -214,7 +219,8 @@ fn run(args: Args) -> Result<()> {
         .wasock_cli
         .clone()
         .unwrap_or_else(|| repo.join("target/release/wasock"));
-    let params = Params::new(args.quick, args.reps, args.bulk_bytes, cli);
+    let mut params = Params::new(args.quick, args.reps, args.bulk_bytes, cli);
+    params.http_concurrency = args.http_concurrency;
 
     eprintln!("wasock-bench: building the bench guest (wasm32-wasip2 and host)…");
     let guests = guests::build(&repo)?;

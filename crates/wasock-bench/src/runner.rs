@@ -208,8 +208,8 @@ pub(crate) struct Runner {
 }
 
 /// Which engine a [`Runner`] compiles on.
-#[derive(Clone, Copy)]
-enum Concurrency {
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum Concurrency {
     /// Wasmtime's default: concurrency support, for guests of either WASI version.
     On,
     /// What the guest needs (`wasock::compile_component`).
@@ -233,14 +233,11 @@ impl Runner {
         Runner::with_engine(wasm, native, flavor, Concurrency::On)
     }
 
-    /// As [`Runner::new`], on the engine the guest needs, as `wasock run` picks it
-    /// (`wasock::compile_component`): a 0.2 guest on one without concurrency support, for both
-    /// hosts. [`Runner::compile`] then takes 0.2 guests only.
-    pub(crate) fn as_the_cli(wasm: &Path, native: &Path, flavor: Flavor) -> Result<Runner> {
-        Runner::with_engine(wasm, native, flavor, Concurrency::AsNeeded)
-    }
-
-    fn with_engine(
+    /// As [`Runner::new`], on the engine `concurrency` says, for both hosts: with
+    /// [`Concurrency::AsNeeded`] as `wasock run` picks it (`wasock::compile_component`), a 0.2
+    /// guest on one without concurrency support, and [`Runner::compile`] then takes 0.2 guests
+    /// only.
+    pub(crate) fn with_engine(
         wasm: &Path,
         native: &Path,
         flavor: Flavor,

@@ -25,6 +25,8 @@ use wasmtime::component::Component;
 
 /// Sizes and counts of one harness run.
 pub(crate) struct Params {
+    /// The engine of the HTTP workloads (`--http-concurrency`).
+    pub(crate) http_concurrency: crate::runner::Concurrency,
     /// Smoke-test sizes (`--quick`).
     pub(crate) quick: bool,
     pub(crate) reps: usize,
@@ -66,6 +68,7 @@ impl Params {
             // Not smaller when quick: the workload is about this many.
             scale_count: 10_000,
             wasock_cli: cli,
+            http_concurrency: crate::runner::Concurrency::AsNeeded,
         }
     }
 }
