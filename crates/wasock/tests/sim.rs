@@ -611,3 +611,27 @@ latency = "5ms"
         "{client:?}"
     );
 }
+
+/// An unmodified tokio application (`tokio-echo`: a `tokio::net` server with a task per
+/// connection, clients, `tokio::time`, UDP) under simulation: every check passes on the virtual
+/// network in virtual time, and one seed replays its trace and output exactly (tokio's own
+/// randomness comes from the component's seeded `wasi:random`).
+#[test]
+fn a_tokio_application_passes_and_one_seed_replays_exactly() {
+    let text = r#"
+[sim]
+time-limit = "600s"
+
+[[component]]
+name = "tokio"
+wasm = "tokio-echo.wasm"
+args = ["20", "3"]
+policy = "allow-all"
+"#;
+    let first = passes_and_replays(text, 5);
+    let out = printed(&first, "tokio");
+    assert!(
+        out.iter().any(|l| l == "tokio-echo: 19 checks passed"),
+        "{out:?}"
+    );
+}
