@@ -24,8 +24,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use common::reference::spawn_reference;
-use common::{Outcome, Run, allow_all, expected_checks, spawn_env};
+use common::{Outcome, Run, allow_all, allow_all_virtual, expected_checks_with, spawn_env};
 use serde::Deserialize;
+use wasock::WasockCtx;
 
 /// The guests' environment in both hosts: per-check records, keep going after a failure.
 const CHECK_LOG: &[(&str, &str)] = &[("GUEST_CHECK_LOG", "1")];
@@ -57,6 +58,8 @@ const GUESTS: &[(&str, &[&str])] = &[
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Host {
     Wasock,
+    /// wasock on a fresh virtual network (no OS socket).
+    WasockVirtual,
     Reference,
 }
 
@@ -64,6 +67,7 @@ enum Host {
 async fn run_on(host: Host, path: &str, args: &[&str]) -> Run {
     match host {
         Host::Wasock => spawn_env(path, args, CHECK_LOG, allow_all()),
+        Host::WasockVirtual => spawn_env(path, args, CHECK_LOG, allow_all_virtual()),
         Host::Reference => spawn_reference(path, args, CHECK_LOG),
     }
     .finish()
@@ -74,12 +78,29 @@ async fn run_on(host: Host, path: &str, args: &[&str]) -> Run {
 /// run (the server has no checks; its failure is reported in the client's stead).
 async fn echo_pair(host: Host) -> Run {
     let server_args = ["127.0.0.1:0", "1"];
+    // On the virtual network both ends live on one virtual host (its loopback).
+    let shared = wasock::VirtualNetwork::new()
+        .attach("guest")
+        .expect("a fresh network takes a host");
+    let on_shared = || {
+        WasockCtx::builder()
+            .allow_all_network(true)
+            .allow_ip_name_lookup(true)
+            .virtual_host(shared.clone())
+            .build()
+    };
     let server = match host {
         Host::Wasock => spawn_env(
             wasock_guests::STD_ECHO_SERVER,
             &server_args,
             CHECK_LOG,
             allow_all(),
+        ),
+        Host::WasockVirtual => spawn_env(
+            wasock_guests::STD_ECHO_SERVER,
+            &server_args,
+            CHECK_LOG,
+            on_shared(),
         ),
         Host::Reference => spawn_reference(wasock_guests::STD_ECHO_SERVER, &server_args, CHECK_LOG),
     };
@@ -93,7 +114,19 @@ async fn echo_pair(host: Host) -> Run {
     };
     let mut args = vec![addr.as_str()];
     args.extend(ECHO_MESSAGES);
-    let mut client = run_on(host, wasock_guests::STD_ECHO_CLIENT, &args).await;
+    let mut client = match host {
+        Host::WasockVirtual => {
+            spawn_env(
+                wasock_guests::STD_ECHO_CLIENT,
+                &args,
+                CHECK_LOG,
+                on_shared(),
+            )
+            .finish()
+            .await
+        }
+        _ => run_on(host, wasock_guests::STD_ECHO_CLIENT, &args).await,
+    };
     let server = server.finish().await;
     if !matches!(server.result, Outcome::Exit(0)) {
         client.result = Outcome::Error(format!("the echo server failed:\n{server}"));
@@ -127,6 +160,20 @@ impl Record {
         (&self.check, self.index)
     }
 }
+
+/// Checks the lookup guests repeat for each address `localhost` has: the virtual network's has
+/// `::1` beside `127.0.0.1`, this machine's hosts file may not, and then the virtual run makes
+/// these checks once more than the reference (`(not run)` there). A property of the backend,
+/// not a difference in any answer.
+const PER_LOCALHOST_ADDRESS: &[(&str, &str)] = &[
+    ("raw-lookup", "localhost addresses are loopback"),
+    ("raw-lookup", "no IPv4-mapped IPv6 address"),
+    ("raw-lookup", "unicode name: loopback only"),
+    ("raw-lookup", "unicode name: no IPv4-mapped address"),
+    ("std-localhost", "resolved addresses are loopback"),
+    ("std-localhost", "resolved addresses keep the port"),
+    ("std-localhost", "no IPv4-mapped results"),
+];
 
 /// Checks whose observed value is a bare port number (an ephemeral port, different in
 /// every run): their numbers are compared as `*`.
@@ -352,12 +399,12 @@ fn cause(chain: &str) -> &str {
 }
 
 /// Compares the records of `wasock` and `reference` for `guest`.
-fn compare(guest: &str, wasock: &Run, reference: &Run) -> Comparison {
+fn compare(guest: &str, wasock: &Run, reference: &Run, localhost: (u32, u32)) -> Comparison {
     let mut c = Comparison::default();
     // wasock must pass, with the expected number of checks.
     match wasock.summary_count() {
         Some(n) if matches!(wasock.result, Outcome::Exit(0)) => {
-            let want = expected_checks(guest);
+            let want = expected_checks_with(guest, localhost);
             if n != want || n == 0 {
                 c.problems.push(format!(
                     "{guest} ran {n} checks on wasock, {want} expected (EXPECTED_CHECKS in \
@@ -447,6 +494,21 @@ fn compare(guest: &str, wasock: &Run, reference: &Run) -> Comparison {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasock_agrees_with_wasmtime_wasi() {
+    agrees(Host::Wasock, common::localhost_addresses()).await;
+}
+
+/// The same comparison with wasock on a virtual network: its sockets answer as the OS's do
+/// under the reference, but where `tests/differences.toml` says otherwise for both backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasock_on_a_virtual_network_agrees_with_wasmtime_wasi() {
+    // The reference's `localhost` is this machine's; the virtual network's has one address of
+    // each family: the lookup guests' records differ in count, not in kind.
+    agrees(Host::WasockVirtual, (1, 1)).await;
+}
+
+/// Runs every guest on wasock (`host`, whose `localhost` has `localhost` addresses) and on the
+/// reference, and compares them against the table.
+async fn agrees(host: Host, localhost: (u32, u32)) {
     let t0 = Instant::now();
     let table = table();
 
@@ -454,14 +516,11 @@ async fn wasock_agrees_with_wasmtime_wasi() {
     let mut runs = Vec::new();
     for (path, args) in GUESTS {
         runs.push(tokio::join!(
-            run_on(Host::Wasock, path, args),
+            run_on(host, path, args),
             run_on(Host::Reference, path, args)
         ));
     }
-    runs.push(tokio::join!(
-        echo_pair(Host::Wasock),
-        echo_pair(Host::Reference)
-    ));
+    runs.push(tokio::join!(echo_pair(host), echo_pair(Host::Reference)));
     let ran = t0.elapsed();
 
     let mut problems = Vec::new();
@@ -470,7 +529,7 @@ async fn wasock_agrees_with_wasmtime_wasi() {
     let mut report = String::new();
     for (w, r) in &runs {
         let guest = w.name.as_str();
-        let c = compare(guest, w, r);
+        let c = compare(guest, w, r, localhost);
         writeln!(
             report,
             "{guest}: {} checks equal, {} differ{}",
@@ -484,6 +543,18 @@ async fn wasock_agrees_with_wasmtime_wasi() {
         .unwrap();
         problems.extend(c.problems);
         for d in c.differences {
+            let more_localhost = host == Host::WasockVirtual
+                && d.reference == NOT_RUN
+                && PER_LOCALHOST_ADDRESS.contains(&(guest, d.check.as_str()));
+            if more_localhost {
+                writeln!(
+                    report,
+                    "  [backend] `{}` #{}: wasock {} / reference {} (one more localhost address)",
+                    d.check, d.index, d.wasock, d.reference
+                )
+                .unwrap();
+                continue;
+            }
             let hit = table
                 .iter()
                 .enumerate()

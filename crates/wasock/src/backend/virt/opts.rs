@@ -5,8 +5,12 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Smallest buffer size kept (what Linux reports for its minimum, as set).
-const MIN_BUFFER: usize = 2_304;
+/// Smallest receive buffer size kept: what a guest reads back on the OS backend after asking
+/// for less (Linux's `SOCK_MIN_RCVBUF`, 2 304 B, of which wasock reports the half Linux
+/// doubles a request by).
+const MIN_RECV_BUFFER: usize = 1_152;
+/// Smallest send buffer size kept, likewise (half of Linux's `SOCK_MIN_SNDBUF`).
+const MIN_SEND_BUFFER: usize = 2_304;
 /// Largest buffer size kept.
 const MAX_BUFFER: usize = 4 << 20;
 
@@ -90,13 +94,13 @@ impl VirtOptions {
     }
     /// Rule: clamped to the kept range; reading back gives the clamp.
     pub(crate) fn set_recv_buffer(&self, n: usize) {
-        self.set(|v| v.recv_buffer = n.clamp(MIN_BUFFER, MAX_BUFFER))
+        self.set(|v| v.recv_buffer = n.clamp(MIN_RECV_BUFFER, MAX_BUFFER))
     }
     pub(crate) fn send_buffer(&self) -> usize {
         self.get(|v| v.send_buffer)
     }
     /// Rule: clamped to the kept range; reading back gives the clamp.
     pub(crate) fn set_send_buffer(&self, n: usize) {
-        self.set(|v| v.send_buffer = n.clamp(MIN_BUFFER, MAX_BUFFER))
+        self.set(|v| v.send_buffer = n.clamp(MIN_SEND_BUFFER, MAX_BUFFER))
     }
 }
