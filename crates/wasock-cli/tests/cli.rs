@@ -772,3 +772,36 @@ fn a_0_3_command_runs_under_the_same_flags() {
         .unwrap_or_default();
     assert!(sockets.ends_with("0 still open)"), "{err}");
 }
+
+/// `--profile perfmap` leaves `/tmp/perf-PID.map` naming the guest's compiled functions, for
+/// `perf report`; an unknown strategy is a one-line usage error naming the one there is.
+#[test]
+fn profile_perfmap_names_the_guests_functions() {
+    let child = Command::new(env!("CARGO_BIN_EXE_wasock"))
+        .args([
+            "run",
+            "--no-cache",
+            "--profile",
+            "perfmap",
+            wasock_guests::STD_CLI,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let map = PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let text = std::fs::read_to_string(&map).unwrap_or_else(|e| panic!("{}: {e}", map.display()));
+    let _ = std::fs::remove_file(&map);
+    // One line per function: `START SIZE NAME`; the guest's own `main` is among them.
+    assert!(text.lines().count() > 10, "{text}");
+    assert!(
+        text.contains("std_cli"),
+        "no function of the guest named: {text:.2000}"
+    );
+
+    let out = wasock(&["run", "--profile", "vtune", wasock_guests::STD_CLI]);
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr(&out));
+    assert_one_line_error(&out, "--profile: expected perfmap, got \"vtune\"");
+}
