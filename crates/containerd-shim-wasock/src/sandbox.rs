@@ -93,15 +93,20 @@ async fn run(ctx: &impl RuntimeContext) -> Result<i32, StartError> {
     let bytes = (source.as_bytes()).map_err(|e| StartError::Source(e.to_string()))?;
     let precompiled = (source.is_precompiled()).map_err(|e| StartError::Source(e.to_string()))?;
 
-    let engine = new_engine()?;
-    let component = match precompiled {
-        // SAFETY: precompiled layers are the shim's own output (`Precompiler::compile`),
-        // which containerd keeps in its content store under a key naming this engine.
-        true => unsafe { Component::deserialize(&engine, &bytes) },
+    // The engine the component needs, as under `wasock run`: without Wasmtime's concurrency
+    // support for a WASI 0.2 command (cheaper host calls), with it for a 0.3 one.
+    let (engine, component) = match precompiled {
+        true => Engines::new()?.deserialize(&bytes)?,
         false if is_core_module(&bytes) => return Err(StartError::CoreModule),
-        false => Component::new(&engine, &bytes),
-    }
-    .map_err(|e| wasmtime_error("the component is not valid", &e))?;
+        false => wasock::compile_component(&engine_config(), &bytes).map_err(|e| match e {
+            wasock::CompileError::Engine(e) => wasmtime_error("cannot create the engine", &e),
+            wasock::CompileError::Component(e) => wasmtime_error("the component is not valid", &e),
+            e => StartError::Wasmtime {
+                what: "the component is not valid",
+                error: e.to_string(),
+            },
+        })?,
+    };
     let mut linker = Linker::<StoreState>::new(&engine);
     wasock::add_wasi_to_linker(&mut linker)
         .map_err(|e| wasmtime_error("cannot set up WASI", &e))?;
@@ -135,13 +140,58 @@ async fn run(ctx: &impl RuntimeContext) -> Result<i32, StartError> {
     }
 }
 
-/// The engine every container and the precompiler use (one configuration, so that a
-/// precompiled component loads).
-fn new_engine() -> Result<Engine, StartError> {
+/// The configuration of every container's engine.
+fn engine_config() -> wasmtime::Config {
     let mut config = wasock::engine_config();
     // Epoch interruption for the time slices every guest runs with, as under `wasock run`.
     config.epoch_interruption(true);
-    Engine::new(&config).map_err(|e| wasmtime_error("cannot create the engine", &e))
+    config
+}
+
+/// The two engines a container may run on (see `wasock::compile_component`): one without
+/// Wasmtime's concurrency support, for WASI 0.2 commands, and one with it, for 0.3 ones.
+struct Engines {
+    plain: Engine,
+    concurrent: Engine,
+}
+
+impl Engines {
+    fn new() -> Result<Engines, StartError> {
+        let mut plain = engine_config();
+        plain.concurrency_support(false);
+        let mut concurrent = engine_config();
+        concurrent.concurrency_support(true);
+        let new = |config: &wasmtime::Config| {
+            Engine::new(config).map_err(|e| wasmtime_error("cannot create the engine", &e))
+        };
+        Ok(Engines {
+            plain: new(&plain)?,
+            concurrent: new(&concurrent)?,
+        })
+    }
+
+    /// A precompiled component on the engine it was compiled for: Wasmtime refuses an
+    /// artifact made for another configuration before reading any of it.
+    fn deserialize(self, bytes: &[u8]) -> Result<(Engine, Component), StartError> {
+        // SAFETY: precompiled layers are the shim's own output (`Precompiler::compile`), which
+        // containerd keeps in its content store under a key naming both engines.
+        if let Ok(component) = unsafe { Component::deserialize(&self.plain, bytes) } {
+            return Ok((self.plain, component));
+        }
+        // SAFETY: as above.
+        match unsafe { Component::deserialize(&self.concurrent, bytes) } {
+            Ok(component) => Ok((self.concurrent, component)),
+            Err(e) => Err(wasmtime_error("the component is not valid", &e)),
+        }
+    }
+
+    /// The component compiled for the engine it needs: the plain one unless it uses the
+    /// component model's async ABI (it then fails to validate there).
+    fn precompile(&self, bytes: &[u8]) -> wasmtime::Result<Vec<u8>> {
+        self.plain
+            .precompile_component(bytes)
+            .or_else(|_| self.concurrent.precompile_component(bytes))
+    }
 }
 
 /// The container's WASI: its stdio, its arguments (the entrypoint first), its environment, and
@@ -185,13 +235,13 @@ fn root(e: &wasmtime::Error) -> String {
 
 /// Compiles the components of an image's wasm layers ahead of the first start.
 pub(crate) struct Precompiler {
-    engine: Engine,
+    engines: Engines,
 }
 
 impl Precompiler {
     /// `None` when no engine can be had: the components are then compiled at each start.
     pub(crate) fn new() -> Option<Precompiler> {
-        new_engine().ok().map(|engine| Precompiler { engine })
+        Engines::new().ok().map(|engines| Precompiler { engines })
     }
 }
 
@@ -201,7 +251,8 @@ impl Compiler for Precompiler {
     fn cache_key(&self) -> impl std::hash::Hash {
         (
             env!("CARGO_PKG_VERSION"),
-            self.engine.precompile_compatibility_hash(),
+            self.engines.plain.precompile_compatibility_hash(),
+            self.engines.concurrent.precompile_compatibility_hash(),
         )
     }
 
@@ -214,7 +265,7 @@ impl Compiler for Precompiler {
                 !layer.precompiled && bytes.starts_with(b"\0asm") && !is_core_module(bytes);
             out.push(match component {
                 true => {
-                    Some((self.engine.precompile_component(bytes)).map_err(|e| {
+                    Some((self.engines.precompile(bytes)).map_err(|e| {
                         anyhow::anyhow!("cannot compile the component: {}", root(&e))
                     })?)
                 }

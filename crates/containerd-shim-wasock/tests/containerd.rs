@@ -30,6 +30,8 @@ const IMAGE: &str = "docker.io/wasock/echo:test";
 const WASM_PLATFORM: &str = "wasip1/wasm";
 /// The image of the echo client as a wasm layer.
 const LAYER_IMAGE: &str = "docker.io/wasock/echo-client-layer:test";
+/// An image whose one layer is a WASI 0.3 component (`raw-p3-lookup`).
+const P3_LAYER_IMAGE: &str = "docker.io/wasock/p3-lookup-layer:test";
 
 /// Why this machine cannot run the test, if it cannot.
 fn missing() -> Option<String> {
@@ -226,7 +228,7 @@ impl Containerd {
         args: &[&str],
     ) -> Command {
         let platform = match image {
-            LAYER_IMAGE => WASM_PLATFORM.to_string(),
+            LAYER_IMAGE | P3_LAYER_IMAGE => WASM_PLATFORM.to_string(),
             _ => format!("linux/{}", host_arch()),
         };
         let mut c = self.command(&["run", "--rm", "--net-host", "--runtime", RUNTIME]);
@@ -403,9 +405,11 @@ fn text(o: &Output) -> String {
 fn echo_image() -> Vec<u8> {
     let server_wasm = std::fs::read(wasock_guests::path("std-echo-server").unwrap()).unwrap();
     let client_wasm = std::fs::read(wasock_guests::path("std-echo-client").unwrap()).unwrap();
+    let p3_wasm = std::fs::read(wasock_guests::RAW_P3_LOOKUP).unwrap();
     let files = tar(&[
         ("std-echo-server.wasm", &server_wasm),
         ("std-echo-client.wasm", &client_wasm),
+        ("raw-p3-lookup.wasm", &p3_wasm),
         ("etc/wasock/bad.toml", BAD_POLICY.as_bytes()),
     ]);
     oci_image(IMAGE, &[(TAR_LAYER, files)], "/std-echo-server.wasm")
@@ -599,6 +603,41 @@ fn components_run_under_containerd_with_the_policy_of_their_annotations() {
         "wasm layer client, ctr run to exit: cold {:?} (compiles), warm {:?} (precompiled)",
         times[0], times[1]
     );
+
+    // A WASI 0.3 command (it needs the engine with concurrency support, the 0.2 ones above
+    // ran on the one without): from the image's files, compiled at start, then from a wasm
+    // layer of its own, precompiled by the first start and loaded by the second.
+    containerd.import(
+        &oci_image(
+            P3_LAYER_IMAGE,
+            &[(
+                WASM_LAYER,
+                std::fs::read(wasock_guests::RAW_P3_LOOKUP).unwrap(),
+            )],
+            "/raw-p3-lookup.wasm",
+        ),
+        WASM_PLATFORM,
+    );
+    let lookups = [("wasock/allow-lookup", "true")];
+    let runs = [
+        containerd.run("p3-files", &lookups, &["/raw-p3-lookup.wasm"]),
+        containerd.run_image(P3_LAYER_IMAGE, "p3-layer-cold", &lookups, &[]),
+        containerd.run_image(P3_LAYER_IMAGE, "p3-layer-warm", &lookups, &[]),
+    ];
+    for mut run in runs {
+        let run = run.output().unwrap();
+        let out = text(&run);
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "{out}\ncontainerd's log:\n{}",
+            containerd.log()
+        );
+        assert!(
+            out.contains("raw-p3-lookup: ") && out.contains(" checks passed"),
+            "{out}"
+        );
+    }
 
     let server = server.wait_with_output().unwrap();
     assert_eq!(server.status.code(), Some(0), "server: {}", text(&server));
