@@ -62,14 +62,7 @@ pub(crate) fn build_raw(repo: &Path) -> Result<PathBuf> {
         ("bench-raw", RAW_BIN),
         &config,
     )?;
-    let wasm = target_dir
-        .join(WASM_TARGET)
-        .join("release")
-        .join(format!("{RAW_BIN}.wasm"));
-    if !wasm.is_file() {
-        bail!("the guest build did not produce {}", wasm.display());
-    }
-    Ok(wasm)
+    built(&target_dir, RAW_BIN)
 }
 
 /// The 0.3 bench guest's package; a cdylib, so cargo names its file after the library
@@ -149,14 +142,7 @@ pub(crate) fn build_http_tokio(repo: &Path) -> Result<PathBuf> {
         ("bench-http", HTTP_BIN),
         &extra,
     )?;
-    let wasm = target_dir
-        .join(WASM_TARGET)
-        .join("release")
-        .join(format!("{HTTP_BIN}.wasm"));
-    if !wasm.is_file() {
-        bail!("the guest build did not produce {}", wasm.display());
-    }
-    Ok(wasm)
+    built(&target_dir, HTTP_BIN)
 }
 
 /// Builds (incrementally) `raw-http-server` (`guests/raw`) for `wasm32-wasip2`, as
@@ -172,14 +158,7 @@ pub(crate) fn build_raw_http(repo: &Path) -> Result<PathBuf> {
         ("raw-guests", bin),
         HTTP_OPT,
     )?;
-    let wasm = target_dir
-        .join(WASM_TARGET)
-        .join("release")
-        .join(format!("{bin}.wasm"));
-    if !wasm.is_file() {
-        bail!("the guest build did not produce {}", wasm.display());
-    }
-    Ok(wasm)
+    built(&target_dir, bin)
 }
 
 fn cargo_build(
@@ -227,4 +206,16 @@ fn cargo_build_with(
         );
     }
     Ok(())
+}
+
+/// The component cargo built for `bin` in `target_dir`, or an error when there is none.
+fn built(target_dir: &Path, bin: &str) -> Result<PathBuf> {
+    let wasm = target_dir
+        .join(WASM_TARGET)
+        .join("release")
+        .join(format!("{bin}.wasm"));
+    if !wasm.is_file() {
+        bail!("the guest build did not produce {}", wasm.display());
+    }
+    Ok(wasm)
 }
