@@ -4,95 +4,17 @@
 //! The guests assert what `wasi:sockets@0.3.0` says, not what the reference does. They run
 //! with `GUEST_CHECK_LOG=1`, so every check prints a record and a failed check does not stop
 //! the guest; every check must pass except the reference's deviations from the WIT listed in
-//! [`TCP_DEVIATIONS`] and [`LOOKUP_DEVIATIONS`], each with the WIT sentence it breaks. A
-//! deviation that no longer shows fails the test too, so the lists stay true.
+//! `tests/differences.toml` (the table 0.2's differential test reads), each with the WIT
+//! sentence it breaks. A deviation that no longer shows fails the test too, so the table stays
+//! true.
 
 mod common;
 
 use std::collections::BTreeMap;
 
+use common::differences::{Entry, table};
 use common::reference_p3::run_reference_p3;
 use common::{Outcome, component, engine, expected_checks};
-
-/// A way the reference answers against the WIT: the checks, what the reference answers there,
-/// and the WIT sentence that makes the guest's expectation the right one.
-struct Deviation {
-    /// Check names; with `per_family`, without the family prefix (the check runs for IPv4 and
-    /// IPv6, as `v4: CHECK` and `v6: CHECK`).
-    checks: &'static [&'static str],
-    per_family: bool,
-    reference: &'static str,
-    wit: &'static str,
-    source: &'static str,
-    note: &'static str,
-}
-
-/// raw-p3-tcp's.
-const TCP_DEVIATIONS: &[Deviation] = &[
-    Deviation {
-        checks: &[
-            "refused: closed: get-local-address",
-            "refused: closed: get-remote-address",
-            "refused: closed: set-listen-backlog-size(16)",
-            "refused: closed: get-keep-alive-enabled",
-            "refused: closed: get-hop-limit",
-            "refused: closed: get-receive-buffer-size",
-            "refused: closed: receive: future",
-            "refused: closed: send",
-        ],
-        per_family: true,
-        reference: "Err(ErrorCode::ConnectionRefused)",
-        wit: "In addition to the general error codes documented on the `types::error-code` type, \
-          TCP socket methods may always return `error(invalid-state)` when in the `closed` \
-          state.",
-        source: "sockets.wit, resource tcp-socket (and connect: \"After a failed connection \
-             attempt, the socket will be in the `closed` state and the only valid action left \
-             is to `drop` the socket.\")",
-        note: "After a refused connect the reference keeps the connect's error as the closed \
-           state's and repeats it from every fallible method (and from the receive and send \
-           futures); none of these methods documents connection-refused. `connect`, `bind` \
-           and `listen` on the closed socket do give invalid-state there. The same deviation \
-           as its 0.2 sockets (tests/differences.toml, raw-tcp \"closed: ...\").",
-    },
-    Deviation {
-        checks: &["connecting: get-local-address is the bound address"],
-        per_family: true,
-        reference: "Err(ErrorCode::InvalidState)",
-        wit: "Note: Except where explicitly mentioned, whenever this documentation uses the term \
-              \"bound\" without backticks it actually means: in the `bound` state *or higher*. \
-              (i.e. `bound`, `listening`, `connecting` or `connected`)",
-        source: "sockets.wit, resource tcp-socket; get-local-address: \"`invalid-state`: The \
-                 socket is not bound to any local address.\"",
-        note: "The socket was bound explicitly, then connected to a listener whose accept queue \
-               is full, so the connect is pending. The reference gives no local address while \
-               connecting (its socket is moved into the connect future).",
-    },
-    Deviation {
-        checks: &[
-            "connecting: set-keep-alive-enabled(true)",
-            "connecting: get-keep-alive-enabled",
-            "connecting: set-hop-limit(9)",
-            "connecting: get-hop-limit",
-            "connecting: get-receive-buffer-size > 0",
-        ],
-        per_family: true,
-        reference: "Err(ErrorCode::InvalidState)",
-        wit: "In practice, API's typically only return the errors documented per API combined \
-              with a couple of errors that are always possible: - `other` - `access-denied` - \
-              `not-supported` - `out-of-memory`",
-        source: "sockets.wit, error-code; the option getters and setters document only \
-                 `invalid-argument` (set, value 0) and no state restriction, unlike \
-                 set-listen-backlog-size (\"`invalid-state`: (set) The socket is in the \
-                 `connecting` or `connected` state.\")",
-        note: "While a connect is pending the reference has no socket to read or set options \
-               on (it moved it into the connect future) and answers invalid-state. The WIT's \
-               \"In theory, every API can return any error code\" makes this the weakest of \
-               the deviations: the guest holds the host to the documented errors.",
-    },
-];
-
-/// raw-p3-lookup's.
-const LOOKUP_DEVIATIONS: &[Deviation] = &[];
 
 /// One check record of the guest: `check: NAME = OBSERVED => ok` or `=> FAILED: ...`.
 struct Record {
@@ -133,18 +55,16 @@ fn records(stdout: &str) -> (BTreeMap<String, Record>, usize, usize) {
     (by_name, total, failed)
 }
 
-/// Every check of `deviations` by its full name, and the deviation it belongs to.
-fn deviating_checks(deviations: &'static [Deviation]) -> BTreeMap<String, &'static Deviation> {
+/// The table's entries for `guest` (tests/differences.toml), by check name.
+fn deviating_checks(table: &[Entry], guest: &str) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
-    for d in deviations {
-        for check in d.checks {
-            if d.per_family {
-                for family in ["v4", "v6"] {
-                    out.insert(format!("{family}: {check}"), d);
-                }
-            } else {
-                out.insert(check.to_string(), d);
-            }
+    for (i, e) in table.iter().enumerate().filter(|(_, e)| e.guest == guest) {
+        assert_eq!(
+            e.wasock, "passes",
+            "a 0.3 entry's wasock answer is the WIT's: `passes`"
+        );
+        for check in &e.checks {
+            out.insert(check.clone(), i);
         }
     }
     out
@@ -152,48 +72,29 @@ fn deviating_checks(deviations: &'static [Deviation]) -> BTreeMap<String, &'stat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_p3_tcp_on_reference() {
-    on_reference(wasock_guests::RAW_P3_TCP, TCP_DEVIATIONS).await;
+    on_reference(wasock_guests::RAW_P3_TCP).await;
 }
-
-/// raw-p3-udp's deviations.
-const UDP_DEVIATIONS: &[Deviation] = &[Deviation {
-    checks: &[
-        "disconnect: get-local-address unchanged",
-        "disconnect: c receives it",
-        "disconnect: a receives from c",
-        "disconnect: a receives from b",
-    ],
-    per_family: true,
-    reference: "false",
-    wit: "Dissociate this socket from its peer address. After calling this method, `send` & \
-          `receive` are free to communicate with any remote address again.",
-    source: "sockets.wit, udp-socket.disconnect",
-    note: "The reference's `disconnect` is Linux's `connect(AF_UNSPEC)`, which releases a port \
-           the socket was given for port 0: the socket, bound to the loopback address and port \
-           0 before it connected, reads port 0 from `get-local-address` afterwards, its next \
-           send goes from a fresh port (so the peer sees another sender), and datagrams sent to \
-           its address no longer reach it. wasock binds the port straight back \
-           (backend/os/datagram.rs, `disconnect`).",
-}];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_p3_udp_on_reference() {
-    on_reference(wasock_guests::RAW_P3_UDP, UDP_DEVIATIONS).await;
+    on_reference(wasock_guests::RAW_P3_UDP).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_p3_lookup_on_reference() {
-    on_reference(wasock_guests::RAW_P3_LOOKUP, LOOKUP_DEVIATIONS).await;
+    on_reference(wasock_guests::RAW_P3_LOOKUP).await;
 }
 
 /// Runs the guest at `path` on the reference: every check must pass but those of
 /// `deviations`, which must fail with the answer given there; the count of checks must be
 /// the guest's in EXPECTED_CHECKS.
-async fn on_reference(path: &str, deviations: &'static [Deviation]) {
+async fn on_reference(path: &str) {
     let run = run_reference_p3(path, &[], &[("GUEST_CHECK_LOG", "1")]).await;
     let (records, total, failed) = records(&run.stdout);
-    let listed = deviations;
-    let deviations = deviating_checks(listed);
+    let table = table();
+    let by_check = deviating_checks(&table, &run.name);
+    let deviations: BTreeMap<&String, &Entry> =
+        by_check.iter().map(|(c, i)| (c, &table[*i])).collect();
 
     let mut problems = Vec::new();
     for (name, record) in &records {
@@ -201,22 +102,24 @@ async fn on_reference(path: &str, deviations: &'static [Deviation]) {
             (true, None) => {}
             (false, Some(d)) if record.observed == d.reference => {}
             (false, Some(d)) => problems.push(format!(
-                "`{name}`: the reference answered {}, DEVIATIONS says {}",
+                "`{name}`: the reference answered {}, tests/differences.toml says {}",
                 record.observed, d.reference
             )),
             (false, None) => problems.push(format!(
                 "`{name}` failed on the reference ({}): a wrong check, or a deviation to \
-                 list in DEVIATIONS with the WIT sentence it breaks",
+                 list in tests/differences.toml with the WIT sentence it breaks",
                 record.observed
             )),
             (true, Some(_)) => problems.push(format!(
-                "`{name}` passes on the reference now: remove it from DEVIATIONS"
+                "`{name}` passes on the reference now: remove it from tests/differences.toml"
             )),
         }
     }
     for name in deviations.keys() {
-        if !records.contains_key(name) {
-            problems.push(format!("`{name}` (in DEVIATIONS) was not checked"));
+        if !records.contains_key(*name) {
+            problems.push(format!(
+                "`{name}` (in tests/differences.toml) was not checked"
+            ));
         }
     }
     assert!(problems.is_empty(), "{}\n{run}", problems.join("\n"));
@@ -251,11 +154,10 @@ async fn on_reference(path: &str, deviations: &'static [Deviation]) {
         run.name,
         total - failed
     );
-    for d in listed {
+    for d in table.iter().filter(|e| e.guest == run.name) {
         println!(
-            "- {}{}: reference {}\n  WIT: {}\n  ({}) {}",
+            "- {}: reference {}\n  WIT: {}\n  ({}) {}",
             d.checks.join(", "),
-            if d.per_family { " (v4 and v6)" } else { "" },
             d.reference,
             d.wit,
             d.source,

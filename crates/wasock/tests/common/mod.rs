@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod differences;
 pub mod reference;
 pub mod reference_p3;
 
