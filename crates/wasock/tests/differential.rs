@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 
 use common::differences::{Entry, table};
 use common::reference::spawn_reference;
-use common::{Outcome, Run, allow_all, allow_all_virtual, expected_checks_with, spawn_env};
-use wasock::WasockCtx;
+use common::{
+    Outcome, Run, allow_all, allow_all_on, allow_all_virtual, expected_checks_with, spawn_env,
+};
 
 /// The guests' environment in both hosts: per-check records, keep going after a failure.
 const CHECK_LOG: &[(&str, &str)] = &[("GUEST_CHECK_LOG", "1")];
@@ -82,13 +83,6 @@ async fn echo_pair(host: Host) -> Run {
     let shared = wasock::VirtualNetwork::new()
         .attach("guest")
         .expect("a fresh network takes a host");
-    let on_shared = || {
-        WasockCtx::builder()
-            .allow_all_network(true)
-            .allow_ip_name_lookup(true)
-            .virtual_host(shared.clone())
-            .build()
-    };
     let server = match host {
         Host::Wasock => spawn_env(
             wasock_guests::STD_ECHO_SERVER,
@@ -100,7 +94,7 @@ async fn echo_pair(host: Host) -> Run {
             wasock_guests::STD_ECHO_SERVER,
             &server_args,
             CHECK_LOG,
-            on_shared(),
+            allow_all_on(&shared),
         ),
         Host::Reference => spawn_reference(wasock_guests::STD_ECHO_SERVER, &server_args, CHECK_LOG),
     };
@@ -120,7 +114,7 @@ async fn echo_pair(host: Host) -> Run {
                 wasock_guests::STD_ECHO_CLIENT,
                 &args,
                 CHECK_LOG,
-                on_shared(),
+                allow_all_on(&shared),
             )
             .finish()
             .await

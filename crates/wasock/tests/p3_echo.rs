@@ -17,12 +17,7 @@ const CLIENT: &str = wasock_guests::P3_ECHO_CLIENT;
 
 /// An allow-all context on `host` of a virtual network, or on the OS.
 fn ctx(host: Option<&VirtualHost>) -> WasockCtx {
-    let mut b = WasockCtx::builder();
-    b.allow_all_network(true).allow_ip_name_lookup(true);
-    if let Some(host) = host {
-        b.virtual_host(host.clone());
-    }
-    b.build()
+    host.map_or_else(common::allow_all, common::allow_all_on)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,11 +11,7 @@ use wasock::{VirtualHost, VirtualNetwork, WasockCtx};
 
 /// An allow-all context on `host`.
 fn on(host: VirtualHost) -> WasockCtx {
-    WasockCtx::builder()
-        .allow_all_network(true)
-        .allow_ip_name_lookup(true)
-        .virtual_host(host)
-        .build()
+    common::allow_all_on(&host)
 }
 
 /// Every drop order `wasi:io` allows, and nothing left open after.

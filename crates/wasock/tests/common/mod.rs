@@ -90,10 +90,16 @@ pub fn allow_all_virtual() -> WasockCtx {
     let host = wasock::VirtualNetwork::new()
         .attach("guest")
         .expect("a fresh network takes a host");
+    allow_all_on(&host)
+}
+
+/// Sockets context allowing all network operations and lookups, on `host` of a virtual
+/// network (instances given the same host share its loopback).
+pub fn allow_all_on(host: &wasock::VirtualHost) -> WasockCtx {
     WasockCtx::builder()
         .allow_all_network(true)
         .allow_ip_name_lookup(true)
-        .virtual_host(host)
+        .virtual_host(host.clone())
         .build()
 }
 
