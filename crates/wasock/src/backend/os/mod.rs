@@ -313,7 +313,7 @@ pub(crate) struct Stream {
     reactor: OnceLock<Option<Box<AsyncFd<Fd>>>>,
     sock: Socket,
     family: Family,
-    /// [`CONFIRMED`], [`READ_SHUT`], [`WRITE_SHUT`], [`READ_DONE`].
+    /// [`CONFIRMED`], [`READ_SHUT`], [`WRITE_SHUT`], [`READ_DONE`], [`DRAINED`].
     flags: AtomicU8,
 }
 
@@ -326,6 +326,9 @@ const READ_SHUT: u8 = 2;
 const WRITE_SHUT: u8 = 4;
 /// A read saw the end of stream or failed: the receiving half has nothing more to give.
 const READ_DONE: u8 = 8;
+/// The last read returned fewer bytes than asked for, so it drained the socket, and cleared the
+/// readiness it ran under: the next read asks the reactor before the kernel.
+const DRAINED: u8 = 16;
 
 impl SockOptions for Stream {
     fn sock(&self) -> SockRef<'_> {
@@ -395,6 +398,42 @@ impl Stream {
         }
     }
 
+    /// Runs one read syscall `op` into `want` bytes, as [`Stream::io`] does, and skips the next
+    /// one while nothing new arrived: a short read drained the socket (TCP's `recv` returns less
+    /// than asked only when its queue ran dry), so it clears the readiness it ran under, race-free
+    /// as a `WouldBlock` does, and the next read answers `WouldBlock` from the reactor without a
+    /// syscall. Only once in a row: a guest that reads without ever waiting gives the reactor no
+    /// turn to see new data, so every other such read goes to the kernel.
+    fn read_io(&self, want: usize, mut op: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
+        let drained = self.flags.fetch_and(!DRAINED, Ordering::AcqRel) & DRAINED != 0;
+        let Some(fd) = self.reactor.get().and_then(Option::as_deref) else {
+            return op();
+        };
+        let short = |n: &io::Result<usize>| matches!(n, Ok(n) if *n > 0 && *n < want);
+        let (mut ran, mut kept) = (false, None);
+        let held = fd.try_io(Interest::READABLE, |_| {
+            ran = true;
+            let n = op();
+            if short(&n) {
+                kept = Some(n);
+                // Makes `try_io` clear the readiness it saw; the bytes are returned below.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            n
+        });
+        let n = match (kept, held) {
+            (Some(n), _) => n,
+            // Readiness can lag a socket registered a moment ago: not held is asked of the
+            // kernel, but for the read right after one that drained it.
+            (None, Err(e)) if e.kind() == io::ErrorKind::WouldBlock && !ran && !drained => op(),
+            (None, held) => return held,
+        };
+        if short(&n) {
+            self.set_flag(DRAINED, true);
+        }
+        n
+    }
+
     /// `finish-connect`'s check: `Pending` while under way, else whether the connect succeeded.
     pub(crate) fn try_connected(&self) -> Poll<io::Result<()>> {
         if let Some(e) = self.sock.take_error()? {
@@ -437,10 +476,9 @@ impl Stream {
     pub(crate) fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
         self.set_flag(CONFIRMED, false);
         let filled = buf.len();
+        let want = buf.capacity() - filled;
         let n = self
-            .io(Interest::READABLE, || {
-                self.sock.recv(buf.spare_capacity_mut())
-            })
+            .read_io(want, || self.sock.recv(buf.spare_capacity_mut()))
             .inspect_err(|e| {
                 if e.kind() != io::ErrorKind::WouldBlock {
                     self.set_flag(READ_DONE, true);
@@ -459,7 +497,7 @@ impl Stream {
         use std::io::Read as _;
         self.set_flag(CONFIRMED, false);
         let n = self
-            .io(Interest::READABLE, || (&self.sock).read(buf))
+            .read_io(buf.len(), || (&self.sock).read(buf))
             .inspect_err(|e| {
                 if e.kind() != io::ErrorKind::WouldBlock {
                     self.set_flag(READ_DONE, true);
@@ -586,4 +624,65 @@ pub(super) async fn resolve(name: String) -> Result<Vec<IpAddr>, ResolveError> {
             .collect())
     });
     task.await.unwrap_or(Err(ResolveError::Permanent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn would_block(r: io::Result<usize>) -> bool {
+        matches!(r, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// A read after a short one is answered by the reactor: bytes that arrived in between are
+    /// not read until the reactor sees them, and then they are; only one read in a row skips
+    /// the kernel, and a full read never does.
+    #[tokio::test]
+    async fn a_short_read_lets_the_next_one_skip_the_kernel_once() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = RawSocket::tcp(Family::Ipv4)
+            .unwrap()
+            .connect(listener.local_addr().unwrap())
+            .unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        assert!(stream.reactor().is_some(), "registered with the reactor");
+        peer.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 64];
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let n = loop {
+            match stream.try_read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "no data");
+                    stream.readable().await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(&buf[..n], b"hello");
+        peer.write_all(b"world").unwrap();
+        // The bytes are in the kernel, but the reactor has not turned since the short read.
+        assert!(would_block(stream.try_read(&mut buf)));
+        // Once in a row: the next read asks the kernel and finds them.
+        assert_eq!(stream.try_read(&mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"world");
+        // The reactor wakes a waiter for bytes that arrive after a skipped read.
+        peer.write_all(b"again").unwrap();
+        assert!(would_block(stream.try_read(&mut buf)));
+        tokio::time::timeout(Duration::from_secs(5), stream.readable())
+            .await
+            .expect("readable after a skipped read");
+        assert_eq!(stream.try_read(&mut buf).unwrap(), 5);
+        // A read that fills the buffer drained nothing: the next one goes to the kernel.
+        peer.write_all(b"0123456789").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), stream.readable())
+            .await
+            .unwrap();
+        let mut four = [0u8; 4];
+        assert_eq!(stream.try_read(&mut four).unwrap(), 4);
+        assert_eq!(stream.try_read(&mut four).unwrap(), 4);
+        assert_eq!(stream.try_read(&mut four).unwrap(), 2);
+        assert!(would_block(stream.try_read(&mut four)));
+    }
 }
